@@ -1,0 +1,287 @@
+"""The shared domain: catalogs, products, customers, behaviour events and background jobs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+# Stock codes that are not products in the UCI Online Retail layout (postage, fees,
+# manual adjustments, vouchers). Catalogs may replace this list in the admin.
+DEFAULT_NON_PRODUCT_PATTERNS = [
+    r"^POST$",
+    r"^DOT$",
+    r"^M$",
+    r"^D$",
+    r"^C2$",
+    r"^S$",
+    r"^B$",
+    r"^CRUK$",
+    r"^PADS$",
+    r"^BANK CHARGES$",
+    r"^AMAZONFEE$",
+    r"^DCGS",
+    r"^GIFT_",
+    r"^ADJUST",
+]
+
+
+def default_non_product_patterns() -> list[str]:
+    return list(DEFAULT_NON_PRODUCT_PATTERNS)
+
+
+class Catalog(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    currency = models.CharField(max_length=3, default="EUR", help_text="ISO 4217 code")
+    default_language = models.CharField(max_length=8, default="en")
+    timezone = models.CharField(
+        max_length=64, default="UTC", help_text="Time zone of naive timestamps in imported files"
+    )
+    non_product_patterns = models.JSONField(
+        default=default_non_product_patterns,
+        blank=True,
+        help_text="Regular expressions on SKU for lines that are not products (postage, fees…)",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("marketing:catalog-detail", args=[self.pk])
+
+
+class Product(models.Model):
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="products")
+    sku = models.CharField(max_length=100)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=300, blank=True, help_text="Path, e.g. Home > Kitchen")
+    brand = models.CharField(max_length=200, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    image_url = models.URLField(max_length=1000, blank=True)
+    in_stock = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["catalog", "sku"]
+        constraints = [
+            models.UniqueConstraint(fields=["catalog", "sku"], name="product_sku_unique_per_catalog"),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gte=0), name="product_price_not_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["catalog", "category"], name="product_catalog_category"),
+            models.Index(fields=["catalog", "price"], name="product_catalog_price"),
+            models.Index(fields=["catalog", "title"], name="product_catalog_title"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} · {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("marketing:product-detail", args=[self.pk])
+
+
+class Customer(models.Model):
+    """A shopper. Email and name are personal data: never logged, blanked on erasure."""
+
+    external_id = models.CharField(max_length=100, unique=True)
+    email = models.EmailField(max_length=254, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    consent_email = models.BooleanField(default=False)
+    consent_sms = models.BooleanField(default=False)
+    consent_push = models.BooleanField(default=False)
+    consent_ads = models.BooleanField(default=False)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["external_id"]
+        indexes = [models.Index(fields=["country"], name="customer_country")]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("marketing:customer-detail", args=[self.pk])
+
+
+class EventKind(models.TextChoices):
+    VIEW = "view", "View"
+    CLICK = "click", "Click"
+    CART = "cart", "Add to cart"
+    PURCHASE = "purchase", "Purchase"
+    RETURN = "return", "Return"
+    RATING = "rating", "Rating"
+    REVIEW = "review", "Review"
+    SEARCH = "search", "Search"
+    WISHLIST = "wishlist", "Wishlist"
+
+
+class Event(models.Model):
+    """One behaviour event; the big table.
+
+    The primary key is a 63-bit hash of the event's natural key (catalog, kind, customer,
+    product, time, source reference, quantity, value), computed by the importer. That makes
+    re-imports idempotent with one index instead of two, and lets bulk loads skip a
+    sequence. Foreign keys are checked by the importer (it rejects unknown SKUs and
+    customers row by row) rather than by per-row database triggers, which would triple the
+    cost of a bulk load; deletes still cascade through the ORM.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    catalog = models.ForeignKey(
+        Catalog, on_delete=models.CASCADE, related_name="events", db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="events",
+        null=True,
+        blank=True,
+        db_constraint=False,
+        help_text="Empty for anonymous (guest) events",
+    )
+    product = models.ForeignKey(
+        Product,
+        on_delete=models.CASCADE,
+        related_name="events",
+        null=True,
+        blank=True,
+        db_constraint=False,
+    )
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    quantity = models.IntegerField(default=1)
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    rating = models.SmallIntegerField(null=True, blank=True)
+    text = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    source = models.CharField(max_length=100, blank=True, help_text="Order/invoice/session ref")
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["customer", "occurred_at"], name="event_customer_time"),
+            models.Index(fields=["product", "occurred_at"], name="event_product_time"),
+            models.Index(fields=["catalog", "occurred_at"], name="event_catalog_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.occurred_at:%Y-%m-%d}"
+
+
+class Upload(models.Model):
+    """A file a user uploaded for import, with what sniffing found (format, columns)."""
+
+    class Kind(models.TextChoices):
+        PRODUCTS = "products", "Products"
+        CUSTOMERS = "customers", "Customers"
+        EVENTS = "events", "Events"
+        ONLINE_RETAIL = "online_retail", "Online Retail invoices (products + customers + events)"
+        REVIEWS = "reviews", "Product reviews (rating + text)"
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="uploads")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    file = models.FileField(upload_to="uploads/%Y/%m/")
+    original_name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    detected = models.JSONField(default=dict, blank=True, help_text="Sniffed format and columns")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Job(models.Model):
+    """A background run the UI can watch.
+
+    States: queued → running → succeeded | failed | cancelled. A running job whose
+    heartbeat is older than JOB_STALE_AFTER_S (its worker died) may be claimed again,
+    which bumps `attempts`; its earlier attempt left nothing behind because every job
+    writes its output in one transaction.
+    """
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    catalog = models.ForeignKey(
+        Catalog, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    progress_done = models.BigIntegerField(default=0)
+    progress_total = models.BigIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="Summary counts")
+    error = models.TextField(blank=True)
+    report_file = models.FileField(upload_to="reports/%Y/%m/", blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    celery_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="job_status_created")]
+        permissions = [("import_data", "Can upload and import data")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("marketing:job-detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if not self.progress_total:
+            return 0
+        return min(100, int(100 * self.progress_done / self.progress_total))
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return end - self.started_at

@@ -1,0 +1,20 @@
+"""Worker start-up: take back jobs whose worker process died on this host."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_ready
+
+logger = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def requeue_orphaned_jobs(**_: object) -> None:
+    from marketing.services.jobs import job_release, jobs_orphaned_on_this_host
+    from marketing.tasks import job_task_for
+
+    for job in jobs_orphaned_on_this_host():
+        logger.warning("job %s lost its worker %s; retrying", job.pk, job.worker)
+        job_release(job_id=job.pk)
+        job_task_for(job.kind).delay(job.pk)

@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from marketing.views import browse, catalogs, imports, jobs, pages
+
+marketing_patterns = [
+    path("", pages.home, name="home"),
+    path("about/", pages.about, name="about"),
+    # Catalogs (admins create, rename, delete; everyone logged in reads)
+    path("catalogs/", catalogs.catalog_list, name="catalog-list"),
+    path("catalogs/new/", catalogs.catalog_create, name="catalog-create"),
+    path("catalogs/<int:pk>/", catalogs.catalog_detail, name="catalog-detail"),
+    path("catalogs/<int:pk>/edit/", catalogs.catalog_update, name="catalog-update"),
+    path("catalogs/<int:pk>/delete/", catalogs.catalog_delete, name="catalog-delete"),
+    # Browsing
+    path("catalogs/<int:catalog_pk>/products/", browse.product_list, name="product-list"),
+    path("products/<int:pk>/", browse.product_detail, name="product-detail"),
+    path("customers/", browse.customer_list, name="customer-list"),
+    path("customers/<int:pk>/", browse.customer_detail, name="customer-detail"),
+    # Imports
+    path("catalogs/<int:catalog_pk>/import/", imports.upload_create, name="upload-create"),
+    path("uploads/<int:pk>/mapping/", imports.upload_mapping, name="upload-mapping"),
+    # Jobs
+    path("jobs/", jobs.job_list, name="job-list"),
+    path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),
+    path("jobs/<int:pk>/status/", jobs.job_status, name="job-status"),
+    path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("jobs/<int:pk>/report.csv", jobs.job_report, name="job-report"),
+]
+
+urlpatterns = [
+    path("", include((marketing_patterns, "marketing"))),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]
