@@ -27,7 +27,12 @@ lint: $(STAMP) ## ruff (lint + format), import contracts, missing migrations
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-pytest: $(STAMP) ## Only the test suite
+# The suite runs on PostgreSQL and Redis, as in production; override with DATABASE_URL / CELERY_BROKER_URL.
+pytest: $(STAMP) ## Only the test suite (PostgreSQL + Redis at their default local addresses)
+	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tailor}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}" \
+	DATA_DIR="$${DATA_DIR:-$(CURDIR)/var/test-data}" \
+	FAST_PASSWORD_HASHER=1 \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint pytest ## Everything CI runs

@@ -74,7 +74,9 @@ class Product(models.Model):
     class Meta:
         ordering = ["catalog", "sku"]
         constraints = [
-            models.UniqueConstraint(fields=["catalog", "sku"], name="product_sku_unique_per_catalog"),
+            models.UniqueConstraint(
+                fields=["catalog", "sku"], name="product_sku_unique_per_catalog"
+            ),
             models.CheckConstraint(
                 condition=Q(price__isnull=True) | Q(price__gte=0), name="product_price_not_negative"
             ),
@@ -143,8 +145,14 @@ class Event(models.Model):
     """
 
     id = models.BigIntegerField(primary_key=True)
+    # Each foreign key is the leading column of a composite index below, so Django's own
+    # single-column FK indexes would only slow bulk loads down (db_index=False).
     catalog = models.ForeignKey(
-        Catalog, on_delete=models.CASCADE, related_name="events", db_constraint=False
+        Catalog,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_constraint=False,
+        db_index=False,
     )
     customer = models.ForeignKey(
         Customer,
@@ -154,6 +162,7 @@ class Event(models.Model):
         blank=True,
         db_constraint=False,
         help_text="Empty for anonymous (guest) events",
+        db_index=False,
     )
     product = models.ForeignKey(
         Product,
@@ -162,6 +171,7 @@ class Event(models.Model):
         null=True,
         blank=True,
         db_constraint=False,
+        db_index=False,
     )
     kind = models.CharField(max_length=16, choices=EventKind.choices)
     quantity = models.IntegerField(default=1)

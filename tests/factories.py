@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import factory
 
-from marketing.models import Catalog, Customer, Event, EventKind, Product
+from marketing.models import Catalog, Customer, Event, EventKind, Job, Product
 
 
 class CatalogFactory(factory.django.DjangoModelFactory):
@@ -48,4 +48,18 @@ class EventFactory(factory.django.DjangoModelFactory):
     kind = EventKind.PURCHASE
     quantity = 1
     value = Decimal("9.99")
-    occurred_at = factory.Sequence(lambda n: dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=n))
+    occurred_at = factory.Sequence(
+        lambda n: dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=n)
+    )
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    """A finished import job of a catalog (catalog pages show the latest ones)."""
+
+    class Meta:
+        model = Job
+
+    kind = Job.Kind.IMPORT
+    status = Job.Status.SUCCEEDED
+    catalog = factory.SubFactory(CatalogFactory)
+    message = "Imported"

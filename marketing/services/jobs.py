@@ -39,6 +39,36 @@ def job_create(
     )
 
 
+def job_enqueue(job: Job) -> None:
+    """Send the job's task once the surrounding transaction commits.
+
+    A broker that cannot be reached fails the job with a message the user can act on,
+    instead of leaving it queued forever.
+    """
+    from marketing.tasks import job_task_for  # tasks import services; import late
+
+    task = job_task_for(job.kind)
+
+    def send() -> None:
+        try:
+            result = task.apply_async(
+                args=[job.pk],
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except Exception as exc:  # kombu raises several types for an unreachable broker
+            logger.error("could not enqueue job %s: %s", job.pk, type(exc).__name__)
+            job_fail(
+                job_id=job.pk,
+                error="The job queue could not be reached, so the job did not start and "
+                "nothing was changed. Try again in a minute; if it persists, ask an admin.",
+            )
+        else:
+            Job.objects.filter(pk=job.pk, celery_id="").update(celery_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
 def worker_name() -> str:
     """host:pid of this worker process, so a restarted host can spot jobs its dead processes held."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -174,8 +204,12 @@ def job_heartbeat(job_id: int, *, every_s: float = 5.0) -> Iterator[None]:
         thread.join(timeout=every_s + 1)
 
 
-def job_succeed(*, job_id: int, result: dict, message: str = "Finished") -> None:
+def job_succeed(
+    *, job_id: int, result: dict, message: str = "Finished", done: int | None = None
+) -> None:
+    fields = {} if done is None else {"progress_done": done, "progress_total": done}
     Job.objects.filter(pk=job_id).update(
+        **fields,
         status=Job.Status.SUCCEEDED,
         result=result,
         message=message[:500],
@@ -198,7 +232,9 @@ def job_fail(*, job_id: int, error: str, result: dict | None = None) -> None:
 
 def job_mark_cancelled(*, job_id: int) -> None:
     Job.objects.filter(pk=job_id).update(
-        status=Job.Status.CANCELLED, message="Cancelled; nothing was changed", finished_at=timezone.now()
+        status=Job.Status.CANCELLED,
+        message="Cancelled; nothing was changed",
+        finished_at=timezone.now(),
     )
 
 

@@ -1,0 +1,69 @@
+"""What can go wrong in an import, in words a marketer can act on.
+
+Two levels: `ImportFileError` stops the whole import (nothing is written), an `Issue`
+rejects or annotates one row and ends up in the rejected-rows CSV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VALUE_MAX_CHARS = 200
+
+
+class ImportFileError(Exception):
+    """A file-level problem: the whole import stops, nothing is written."""
+
+    def __init__(
+        self, reason: str, *, file: str = "", row: int | None = None, column: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.row = row
+        self.column = column
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column {self.column}")
+        parts = [p for p in (self.file, ", ".join(where)) if p]
+        return ": ".join([*parts, self.reason])
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self):
+        # Keyword-only arguments break the default exception pickling (Celery results, logs).
+        return (_rebuild_file_error, (self.reason, self.file, self.row, self.column))
+
+
+def _rebuild_file_error(
+    reason: str, file: str, row: int | None, column: str | None
+) -> ImportFileError:
+    return ImportFileError(reason, file=file, row=row, column=column)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One row-level problem, written to the rejected-rows CSV."""
+
+    row: int
+    column: str
+    value: str
+    reason: str
+    action: str = "rejected"
+
+
+REJECTED = "rejected"
+KEPT_AS_TEXT = "kept as text"
+
+
+def short(value: object) -> str:
+    """The offending value as text, cut so a 1 MB cell cannot bloat the report."""
+    text = "" if value is None else str(value)
+    if len(text) > VALUE_MAX_CHARS:
+        return text[: VALUE_MAX_CHARS - 1] + "…"
+    return text

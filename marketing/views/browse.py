@@ -1,0 +1,224 @@
+"""Browsing products and customers: searchable lists and detail pages, read-only.
+
+Lists re-render only their results section for htmx (`page.html#results`) and push the
+query string to the address bar, so reload, back and shared links show the same state;
+without JavaScript the same forms and links work as plain GETs.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from plotly.subplots import make_subplots
+
+from marketing import selectors
+from marketing.charts import figure_data
+from marketing.forms import CustomerFilterForm, ProductFilterForm
+from marketing.htmx import wants_partial
+from marketing.models import Catalog, Customer, Product
+
+RECENT_EVENTS = 20
+TIMELINE_PAGE_SIZE = 25
+
+# Reading needs no permission beyond being signed in (every role may browse), so the
+# fetch helpers only turn a missing row into a 404.
+
+
+def _get_catalog_for_user(request: HttpRequest, pk: int) -> Catalog:
+    return selectors.catalog_get(pk=pk)
+
+
+def _get_product_for_user(request: HttpRequest, pk: int) -> Product:
+    return selectors.product_get(pk=pk)
+
+
+def _get_customer_for_user(request: HttpRequest, pk: int) -> Customer:
+    return selectors.customer_get(pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def product_list(request: HttpRequest, catalog_pk: int) -> HttpResponse:
+    catalog = _get_catalog_for_user(request, catalog_pk)
+    form = ProductFilterForm(
+        request.GET or None, categories=selectors.catalog_categories(catalog=catalog)
+    )
+    form.is_valid()
+    filters = form.filters()
+    products = selectors.product_search(catalog=catalog, **filters)
+    unsorted = selectors.product_search(
+        catalog=catalog, **{**filters, "sort": selectors.ProductSort.TITLE}
+    )
+    page = selectors.paginate(
+        products, page=selectors.page_number(request.GET.get("page")), count_qs=unsorted
+    )
+    context = {
+        "catalog": catalog,
+        "form": form,
+        "page": page,
+        "products": page.object_list,
+        "sort": filters["sort"],
+        "best_selling": filters["sort"] == selectors.ProductSort.BEST_SELLING,
+        "filtered": any(
+            filters[key] not in ("", None) for key in ("q", "category", "price_min", "price_max")
+        )
+        or filters["in_stock"] is not None,
+        "nav": "catalogs",
+    }
+    if wants_partial(request):
+        return render(request, "marketing/product_list.html#results", context)
+    return render(request, "marketing/product_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    product = _get_product_for_user(request, pk)
+    months = selectors.product_sales_by_month(product=product)
+    context = {
+        "product": product,
+        "catalog": product.catalog,
+        "attributes": sorted((product.attributes or {}).items()),
+        "months": months,
+        "sales": _sales_totals(months),
+        "fig": figure_data(_sales_figure(months, currency=product.catalog.currency))
+        if months
+        else None,
+        "events": selectors.product_recent_events(product=product, limit=RECENT_EVENTS),
+        "recent_limit": RECENT_EVENTS,
+        "nav": "catalogs",
+    }
+    return render(request, "marketing/product_detail.html", context)
+
+
+def _sales_totals(months: list[selectors.MonthlySales]) -> dict:
+    return {
+        "units_purchased": sum(m.units_purchased for m in months),
+        "revenue": sum((m.revenue for m in months), start=0),
+        "units_returned": sum(m.units_returned for m in months),
+        "refunds": sum((m.refunds for m in months), start=0),
+    }
+
+
+def _sales_figure(months: list[selectors.MonthlySales], *, currency: str) -> go.Figure:
+    """Units (top) and money (bottom) per month, purchases next to returns."""
+    x = [m.month.isoformat() for m in months]
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("Units", f"Revenue ({currency})"),
+    )
+    purchase, returned = "#3b5bdb", "#e67700"
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[m.units_purchased for m in months],
+            name="Units sold",
+            legendgroup="purchases",
+            marker_color=purchase,
+            hovertemplate="%{x|%b %Y}: %{y:,} sold<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[m.units_returned for m in months],
+            name="Units returned",
+            legendgroup="returns",
+            marker_color=returned,
+            hovertemplate="%{x|%b %Y}: %{y:,} returned<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[float(m.revenue) for m in months],
+            name="Revenue",
+            legendgroup="purchases",
+            marker_color=purchase,
+            opacity=0.75,
+            hovertemplate=f"%{{x|%b %Y}}: %{{y:,.2f}} {currency}<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[float(m.refunds) for m in months],
+            name="Refunds",
+            legendgroup="returns",
+            marker_color=returned,
+            opacity=0.75,
+            hovertemplate=f"%{{x|%b %Y}}: %{{y:,.2f}} {currency} refunded<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=460,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0},
+    )
+    fig.update_xaxes(type="date", tickformat="%b %Y", dtick="M1" if len(months) <= 18 else None)
+    return fig
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def customer_list(request: HttpRequest) -> HttpResponse:
+    form = CustomerFilterForm(request.GET or None, countries=selectors.customer_countries())
+    form.is_valid()
+    filters = form.filters()
+    customers = selectors.customer_search(**filters)
+    page = selectors.paginate(
+        customers,
+        page=selectors.page_number(request.GET.get("page")),
+        # Without a text search the count filters on equality only, so the estimate is good.
+        estimate=not filters["q"],
+    )
+    context = {
+        "form": form,
+        "page": page,
+        "customers": page.object_list,
+        "filtered": bool(filters["q"] or filters["country"]),
+        "nav": "customers",
+    }
+    if wants_partial(request):
+        return render(request, "marketing/customer_list.html#results", context)
+    return render(request, "marketing/customer_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Facts, attributes and a paginated timeline; htmx pages re-render only the timeline."""
+    customer = _get_customer_for_user(request, pk)
+    summary = selectors.customer_summary(customer=customer)
+    timeline = selectors.paginate(
+        selectors.customer_events(customer=customer),
+        page=selectors.page_number(request.GET.get("page")),
+        per_page=TIMELINE_PAGE_SIZE,
+        count=False,
+    )
+    timeline.total = summary.events
+    context = {"customer": customer, "timeline": timeline, "summary": summary, "nav": "customers"}
+    if wants_partial(request):
+        return render(request, "marketing/customer_detail.html#timeline", context)
+    plain, sensitive = selectors.customer_attributes(customer=customer)
+    context.update({"attributes": plain, "sensitive_attributes": sensitive})
+    return render(request, "marketing/customer_detail.html", context)

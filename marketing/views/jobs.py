@@ -1,0 +1,107 @@
+"""Jobs: list, detail with a live progress bar, cancel, and the rejected-rows report."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+
+from marketing import selectors
+from marketing.htmx import wants_partial
+from marketing.models import Job
+from marketing.services import jobs as job_services
+
+REPORT_PREVIEW_ROWS = 50
+
+
+def _get_job_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Job:
+    job = get_object_or_404(Job.objects.select_related("catalog", "created_by"), pk=pk)
+    if not request.user.has_perm("marketing.view_job"):
+        raise PermissionDenied("You may not see jobs.")
+    if write and not request.user.has_perm("marketing.change_job"):
+        raise PermissionDenied("You may not change jobs.")
+    return job
+
+
+def job_list(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("marketing.view_job"):
+        raise PermissionDenied("You may not see jobs.")
+    status = request.GET.get("status", "")
+    jobs = selectors.job_list()
+    if status in Job.Status.values:
+        jobs = jobs.filter(status=status)
+    page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "jobs": page.object_list,
+        "status": status,
+        "nav": "jobs",
+        "statuses": Job.Status.choices,
+    }
+    if wants_partial(request):
+        return render(request, "marketing/job_list.html#jobs", context)
+    return render(request, "marketing/job_list.html", context)
+
+
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = job_services.job_live_progress(_get_job_for_user(request, pk))
+    context = {"job": job, "report": _report_preview(job), "nav": "jobs"}
+    if wants_partial(request):
+        return render(request, "marketing/job_detail.html#summary", context)
+    return render(request, "marketing/job_detail.html", context)
+
+
+def job_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The polled fragment. Once the job ends, polling stops and `job-finished` fires."""
+    job = job_services.job_live_progress(_get_job_for_user(request, pk))
+    response = render(request, "marketing/_job_status.html", {"job": job})
+    if not job.is_active and request.headers.get("HX-Request"):
+        response.status_code = HttpResponseStopPolling.status_code
+        trigger_client_event(response, "job-finished", {"id": job.pk, "status": job.status})
+    return response
+
+
+@require_POST
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk, write=True)
+    if job.is_active:
+        job = job_services.job_cancel(job=job)
+        messages.info(request, "Cancellation requested; nothing the job did will be kept.")
+    if wants_partial(request):
+        return render(request, "marketing/_job_status.html", {"job": job})
+    return redirect(job)
+
+
+def job_report(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    if not job.report_file:
+        raise Http404("This job has no report.")
+    return FileResponse(
+        job.report_file.open("rb"),
+        as_attachment=True,
+        filename=f"job-{job.pk}-rejected-rows.csv",
+        content_type="text/csv",
+    )
+
+
+def _report_preview(job: Job) -> dict | None:
+    """The first rows of the rejected-rows report, for the job page."""
+    if not job.report_file:
+        return None
+    rows = []
+    total = 0
+    with job.report_file.open("rb") as fh:
+        reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
+        header = next(reader, None)
+        for row in reader:
+            total += 1
+            if len(rows) < REPORT_PREVIEW_ROWS:
+                rows.append(row)
+    return {"header": header or [], "rows": rows, "total": total}

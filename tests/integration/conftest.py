@@ -1,0 +1,132 @@
+"""Real Celery workers on the real broker (Redis in CI) against the test database.
+
+`celery_worker` runs a worker thread in this process (fast); `worker_process` starts a
+separate `celery worker` process, for tests that kill it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from marketing.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _require_real_services() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("integration tests run on PostgreSQL (set DATABASE_URL; `make test` does)")
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        pytest.skip("integration tests need a Redis or RabbitMQ broker (CELERY_BROKER_URL)")
+
+
+@pytest.fixture
+def celery_worker(transactional_db) -> Iterator[object]:
+    """A worker thread consuming from the configured broker."""
+    _require_real_services()
+    from celery.contrib.testing.worker import start_worker
+
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"
+    ) as worker:
+        yield worker
+
+
+def worker_env() -> dict[str, str]:
+    db = settings.DATABASES["default"]
+    env = os.environ.copy()
+    env.update(
+        {
+            "DATABASE_URL": f"postgres://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "JOB_STALE_AFTER_S": str(settings.JOB_STALE_AFTER_S),
+            "IMPORT_CHUNK_ROWS": str(settings.IMPORT_CHUNK_ROWS),
+        }
+    )
+    return env
+
+
+class WorkerProcess:
+    """A `celery worker` subprocess that a test can start, kill and start again."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.log_dir / f"worker-{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "marketing",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test{self.starts}@%h",
+            ],
+            cwd=ROOT,
+            env=worker_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+
+@pytest.fixture
+def worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
+    _require_real_services()
+    celery_app.control.purge()
+    worker = WorkerProcess(tmp_path)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
