@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django import forms
 
-from marketing.models import Catalog, default_non_product_patterns
+from marketing.analytics.importing import FIELDS, auto_map
+from marketing.models import Catalog, Upload, default_non_product_patterns
 from marketing.selectors import ProductSort, catalog_name_taken
 
 # =============================================================================================
@@ -207,3 +208,37 @@ class CustomerFilterForm(forms.Form):
         """Keyword arguments for selectors.customer_search from the fields that were valid."""
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
         return {"q": data.get("q") or "", "country": data.get("country") or ""}
+
+
+# =============================================================================================
+# Imports
+# =============================================================================================
+
+
+class UploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=Upload.Kind.choices, label="What is in the file?")
+    file = forms.FileField(
+        label="File",
+        help_text="CSV (any delimiter; UTF-8, UTF-16 or Latin-1), JSON, JSON Lines or XLSX.",
+    )
+
+
+class MappingForm(forms.Form):
+    """One select per target field, listing the file's columns."""
+
+    def __init__(self, *args, kind: str, columns: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        initial = auto_map(columns, kind)
+        choices = [("", "— not in file —")] + [(c, c) for c in columns]
+        for spec in FIELDS.get(kind, []):
+            self.fields[spec.name] = forms.ChoiceField(
+                label=spec.label,
+                choices=choices,
+                required=spec.required,
+                initial=initial.get(spec.name) or "",
+                help_text=spec.help,
+            )
+        self.specs = FIELDS.get(kind, [])
+
+    def mapping(self) -> dict[str, str | None]:
+        return {name: (value or None) for name, value in self.cleaned_data.items()}

@@ -460,11 +460,16 @@ class _CustomerIndex:
 
     def lookup(self, external_ids: Iterable[str]) -> None:
         missing = [e for e in set(external_ids) if e not in self.ids]
-        for start in range(0, len(missing), 20_000):
-            part = missing[start : start + 20_000]
-            self.ids.update(
-                Customer.objects.filter(external_id__in=part).values_list("external_id", "pk")
+        if not missing:
+            return
+        with connection.cursor() as cur:
+            # A single array parameter: far cheaper to bind than an IN list of 50k strings.
+            cur.execute(
+                f"SELECT external_id, id FROM {Customer._meta.db_table} "
+                "WHERE external_id = ANY(%s)",
+                [missing],
             )
+            self.ids.update(cur.fetchall())
 
     def upsert(self, frame: pd.DataFrame, status: _KeyStatus) -> None:
         if frame.empty:
@@ -567,20 +572,27 @@ def _event_writer(catalog: Catalog, *, expected_rows: int) -> _EventWriter:
     return _OrmEventWriter(catalog)
 
 
+def _in_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Membership of ids in a sorted int64 array (binary search; no hashing of either side)."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.searchsorted(sorted_ids, ids)
+    pos[pos >= len(sorted_ids)] = 0
+    return sorted_ids[pos] == ids
+
+
 class _EventWriter:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.seen: set[int] = set()
+        self.seen = np.empty(0, dtype=np.int64)  # sorted keys this file already produced
         self.inserted = 0
         self.unchanged = 0
 
     def _new_in_file(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Drop events whose key this file already produced (same natural key twice)."""
-        ids = frame["id"].to_numpy()
-        first = ~pd.Series(ids).duplicated().to_numpy()
-        if self.seen:
-            first &= ~np.isin(ids, np.fromiter(self.seen, dtype=np.int64, count=len(self.seen)))
-        self.seen.update(ids[first].tolist())
+        ids = frame["id"].to_numpy(dtype=np.int64)
+        first = ~pd.Series(ids).duplicated().to_numpy() & ~_in_sorted(self.seen, ids)
+        self.seen = np.sort(np.concatenate([self.seen, ids[first]]))
         return frame.loc[first]
 
     def finish(self) -> dict[str, int]:
@@ -608,6 +620,7 @@ class _PostgresEventWriter(_EventWriter):
     def __init__(self, catalog: Catalog, *, expected_rows: int) -> None:
         super().__init__(catalog)
         self.bulk = False
+        self.want_bulk = False
         self.existing: np.ndarray | None = None
         self.rebuild: list[str] = []
         if expected_rows >= self.BULK_MIN_ROWS:
@@ -615,15 +628,16 @@ class _PostgresEventWriter(_EventWriter):
                 cur.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [self.TABLE])
                 table_rows = max(float(cur.fetchone()[0]), 0.0)
             if expected_rows >= 0.5 * table_rows:
-                self._enter_bulk_mode()
+                self.want_bulk = True
+                # Keys of this catalog already stored (event ids hash the catalog id, so no
+                # other catalog can hold them): deduplication then needs no index at all.
+                self.existing = _stored_event_ids(self.catalog.pk)
 
     def _enter_bulk_mode(self) -> None:
+        """Lock the table and drop its indexes; finish() rebuilds them. Entered lazily, so a
+        re-import that adds nothing never touches the indexes."""
         with connection.cursor() as cur:
             cur.execute(f"LOCK TABLE {self.TABLE} IN ACCESS EXCLUSIVE MODE")
-            # Keys of this catalog already stored (event ids hash the catalog id, so no other
-            # catalog can hold them), for deduplication while the primary key is gone.
-            cur.execute(f"SELECT id FROM {self.TABLE} WHERE catalog_id = %s", [self.catalog.pk])
-            self.existing = np.sort(np.fromiter((r[0] for r in cur), dtype=np.int64))
             cur.execute(
                 """
                 SELECT c.conname, pg_get_constraintdef(c.oid)
@@ -654,10 +668,8 @@ class _PostgresEventWriter(_EventWriter):
 
     def _drop_existing(self, frame: pd.DataFrame) -> pd.DataFrame:
         ids = frame["id"].to_numpy(dtype=np.int64)
-        if self.bulk:
-            pos = np.searchsorted(self.existing, ids)
-            pos[pos >= len(self.existing)] = 0
-            stored = (self.existing[pos] == ids) if len(self.existing) else np.zeros(len(ids), bool)
+        if self.existing is not None:
+            stored = _in_sorted(self.existing, ids)
         else:
             with connection.cursor() as cur:
                 # One array literal is far cheaper for the driver than 100k bound integers.
@@ -676,6 +688,8 @@ class _PostgresEventWriter(_EventWriter):
         frame = self._drop_existing(self._new_in_file(frame))
         if frame.empty:
             return
+        if self.want_bulk and not self.bulk:
+            self._enter_bulk_mode()
         # Rows in key order insert into the primary-key index page by page, not at random.
         frame = frame.sort_values("id", kind="stable")
         data = _event_csv(frame)
@@ -698,6 +712,19 @@ class _PostgresEventWriter(_EventWriter):
                     cur.execute(statement)
                 cur.execute(f"ANALYZE {self.TABLE}")
         return super().finish()
+
+
+def _stored_event_ids(catalog_id: int) -> np.ndarray:
+    """All event ids of a catalog, sorted: one bytea of big-endian int64s (1M ids in ~0.2 s)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT string_agg(int8send(id), ''::bytea) FROM marketing_event WHERE catalog_id = %s",
+            [catalog_id],
+        )
+        data = cur.fetchone()[0]
+    if not data:
+        return np.empty(0, dtype=np.int64)
+    return np.sort(np.frombuffer(bytes(data), dtype=">i8").astype(np.int64))
 
 
 def _event_csv(frame: pd.DataFrame) -> bytes:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from marketing.analytics.importing import FIELDS, ImportFileError, auto_map
+from marketing.analytics.importing import ImportFileError
+from marketing.forms import MappingForm, UploadForm
 from marketing.models import Catalog, Upload
 from marketing.services import imports as import_services
 
@@ -25,35 +25,6 @@ KIND_HELP = {
     Upload.Kind.REVIEWS: "Product reviews with a star rating and text (e.g. the Women's E-Commerce "
     "Clothing Reviews layout); reviewers stay anonymous.",
 }
-
-
-class UploadForm(forms.Form):
-    kind = forms.ChoiceField(choices=Upload.Kind.choices, label="What is in the file?")
-    file = forms.FileField(
-        label="File",
-        help_text="CSV (any delimiter; UTF-8, UTF-16 or Latin-1), JSON, JSON Lines or XLSX.",
-    )
-
-
-class MappingForm(forms.Form):
-    """One select per target field, listing the file's columns."""
-
-    def __init__(self, *args, kind: str, columns: list[str], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        initial = auto_map(columns, kind)
-        choices = [("", "— not in file —")] + [(c, c) for c in columns]
-        for spec in FIELDS.get(kind, []):
-            self.fields[spec.name] = forms.ChoiceField(
-                label=spec.label,
-                choices=choices,
-                required=spec.required,
-                initial=initial.get(spec.name) or "",
-                help_text=spec.help,
-            )
-        self.specs = FIELDS.get(kind, [])
-
-    def mapping(self) -> dict[str, str | None]:
-        return {name: (value or None) for name, value in self.cleaned_data.items()}
 
 
 def _get_catalog_for_import(request: HttpRequest, pk: int) -> Catalog:

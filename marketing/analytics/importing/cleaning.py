@@ -12,6 +12,7 @@ import collections
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -126,10 +127,18 @@ _KIND_WORDS = {
 _KIND_BY_WORD = {w: kind for kind, words in _KIND_WORDS.items() for w in words}
 
 
-def _kind_of(text: str) -> str:
-    """Normalised event kind, or "" when unknown."""
+# Event kinds travel as small integer codes (cheap to compare and hash); strings at the end.
+_KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}
+_KIND_NAMES = np.array(EVENT_KINDS, dtype=object)
+_KIND_HASHES = hash_strings(_KIND_NAMES)
+VIEW, CLICK, CART, PURCHASE, RETURN, RATING, REVIEW, SEARCH, WISHLIST = range(len(EVENT_KINDS))
+
+
+def _kind_of(text: str) -> int:
+    """Code of the normalised event kind, or -1 when unknown."""
     key = re.sub(r"[\s\-]+", "_", text.strip().lower())
-    return _KIND_BY_WORD.get(key) or _KIND_BY_WORD.get(key.replace("_", ""), "")
+    kind = _KIND_BY_WORD.get(key) or _KIND_BY_WORD.get(key.replace("_", ""))
+    return _KIND_CODE[kind] if kind else -1
 
 
 @dataclass
@@ -166,6 +175,9 @@ class _Chunk:
         self._found: list[tuple[np.ndarray, str, np.ndarray, object, str]] = []
         self._text: dict[str, np.ndarray] = {}
         self._no_formula: dict[int, np.ndarray] = {}  # id -> array known to hold no formula
+        # id(values) -> (values, codes, distinct values) for id-like columns (SKU, customer):
+        # strip, length, formula and hash work then runs once per distinct value.
+        self._factors: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def col(self, name: str) -> str:
         return self.mapping.get(name) or ""
@@ -188,6 +200,28 @@ class _Chunk:
             if not maybe_formula:
                 self._no_formula[id(values)] = values
         return self._text[col]
+
+    def ids(self, name: str) -> np.ndarray:
+        """Stripped values of an id-like field (few distinct values), processed per distinct
+        value; "" everywhere when unmapped."""
+        col = self.mapping.get(name)
+        if not col:
+            return self._blank
+        key = "\x00ids:" + col
+        if key not in self._text:
+            codes, uniques = pd.factorize(self.frame[col].to_numpy(dtype=object))
+            uniques, maybe_formula = scan_text(np.asarray(uniques, dtype=object))
+            values = uniques.take(codes)
+            self._text[key] = values
+            self._factors[id(values)] = (values, codes, uniques)
+            if not maybe_formula:
+                self._no_formula[id(values)] = values
+        return self._text[key]
+
+    def factors(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(codes, distinct values) when values came from `ids`."""
+        found = self._factors.get(id(values))
+        return (found[1], found[2]) if found is not None and found[0] is values else None
 
     def reject(self, mask: np.ndarray, column: str, reason, values: np.ndarray) -> None:
         """Reject rows; reason is one sentence or one per masked row (in row order)."""
@@ -306,7 +340,13 @@ class Cleaner:
     def _max_length(self, ch: _Chunk, name: str, values: np.ndarray) -> None:
         limit = self.specs[name].max_length if name in self.specs else None
         if limit and ch.col(name):
-            too_long = longer_than(values, limit)
+            factors = ch.factors(values)
+            if factors is not None:
+                codes, uniques = factors
+                long_uniques = longer_than(uniques, limit)
+                too_long = None if long_uniques is None else long_uniques[codes]
+            else:
+                too_long = longer_than(values, limit)
             if too_long is not None:
                 ch.reject(too_long, ch.col(name), f"longer than {limit} characters", values)
 
@@ -379,14 +419,17 @@ class Cleaner:
         if not cols:
             return [{} for _ in range(idx.size)]
         arrays = []
+        blank = np.zeros(idx.size, dtype=bool)
         for c in cols:
-            values = ch.column_text(c)
-            ch.keep_as_text(idx, c, values)
-            arrays.append(values[idx].tolist())
-        return [
-            {c: v for c, v in zip(cols, vals, strict=True) if v}
-            for vals in zip(*arrays, strict=True)
-        ]
+            values = ch.column_text(c)[idx]
+            ch.keep_as_text(idx, c, ch.column_text(c))
+            blank |= values == ""
+            arrays.append(values.tolist())
+        # dict(zip(...)) per row runs in C; only rows with blank cells need filtering.
+        records = list(map(dict, map(zip, repeat(cols), zip(*arrays, strict=True))))
+        for i in np.flatnonzero(blank).tolist():
+            records[i] = {k: v for k, v in records[i].items() if v}
+        return records
 
     def _formulas(self, ch: _Chunk, idx: np.ndarray, fields: dict[str, np.ndarray]) -> None:
         for name, values in fields.items():
@@ -474,7 +517,7 @@ class Cleaner:
             idx,
             {"external_id": ext, "name": name, "first_name": first, "last_name": last},
         )
-        self._formulas(ch, idx, {"country": country})
+        self._formulas(ch, idx, {"email": email, "country": country})
         customers = pd.DataFrame(
             {
                 "external_id": ext[idx],
@@ -495,29 +538,30 @@ class Cleaner:
     def _clean_events(self, ch: _Chunk):
         when = self._datetimes(ch, "occurred_at", required=True)
         if ch.col("kind"):
-            raw_kind = ch.raw("kind")
-            kind = by_unique(raw_kind, _kind_of)
-            blank = strip(raw_kind) == ""
+            raw_kind = ch.ids("kind")
+            codes, uniques = ch.factors(raw_kind)
+            kind = np.array([_kind_of(u) for u in uniques], dtype=np.int8)[codes]
+            blank = np.array([not u for u in uniques], dtype=bool)[codes]
             ch.reject(blank, ch.col("kind"), "missing event kind", raw_kind)
             ch.reject(
-                (kind == "") & ~blank,
+                (kind < 0) & ~blank,
                 ch.col("kind"),
                 "unknown event kind (use one of: " + ", ".join(EVENT_KINDS) + ")",
                 raw_kind,
             )
         else:
-            kind = np.full(ch.n, "purchase", dtype=object)
-        customer, sku = ch.text("customer"), ch.text("sku")
+            kind = np.full(ch.n, PURCHASE, dtype=np.int8)
+        customer, sku = ch.ids("customer"), ch.ids("sku")
         self._max_length(ch, "customer", customer)
         self._max_length(ch, "sku", sku)
         if ch.col("sku"):
             ch.reject(
-                (sku == "") & (kind != "search") & (kind != ""),
+                (sku == "") & (kind != SEARCH) & (kind >= 0),
                 ch.col("sku"),
                 "missing SKU (only search events may leave it blank)",
                 sku,
             )
-        elif ((kind != "search") & (kind != "")).any():
+        elif ((kind != SEARCH) & (kind >= 0)).any():
             raise ImportFileError(
                 "required column 'SKU' is missing: only search events may have no SKU",
                 column="SKU",
@@ -527,7 +571,7 @@ class Cleaner:
         price = self._number(ch, "unit_price", limit=PRICE_LIMIT, negative="negative price")
         rating = self._rating(ch, required=False)
         ch.reject(
-            (kind == "rating") & np.isnan(rating) & ~ch.rejected,
+            (kind == RATING) & np.isnan(rating) & ~ch.rejected,
             ch.col("rating"),
             "rating event without a rating",
             ch.raw("rating"),
@@ -538,8 +582,8 @@ class Cleaner:
         # Returns: a "return" kind, or a purchase with a negative quantity.
         with np.errstate(invalid="ignore"):
             negative = quantity < 0
-            kind = np.where(negative & (kind == "purchase"), "return", kind).astype(object)
-            is_return = kind == "return"
+            kind = np.where(negative & (kind == PURCHASE), RETURN, kind).astype(np.int8)
+            is_return = kind == RETURN
             ch.reject(
                 negative & ~is_return, ch.col("quantity"), "negative quantity", ch.raw("quantity")
             )
@@ -618,7 +662,7 @@ class Cleaner:
         )
         parts = [
             self._catalog_hash,
-            self._str_hash(kind, idx, ch, None, categorize=True),
+            _KIND_HASHES[kind[idx]],
             self._str_hash(customer, idx, ch, "customer", categorize=True),
             self._str_hash(sku, idx, ch, "sku", categorize=True),
             hash_ints(when[idx]),
@@ -679,14 +723,14 @@ class Cleaner:
         anonymous = customers == ""
         self.counts["anonymous_events"] += int(anonymous.sum())
         kinds = kind[idx]
-        self.counts["returns"] += int((kinds == "return").sum())
+        self.counts["returns"] += int((kinds == RETURN).sum())
         skus = sku[idx]
         events = pd.DataFrame(
             {
                 "id": to_ids(ids),
                 "customer": np.where(anonymous, None, customers),
                 "sku": np.where(skus == "", None, skus),
-                "kind": kinds,
+                "kind": _KIND_NAMES[kinds],
                 "quantity": quantity[idx].astype(np.int64),
                 "value": np.round(value[idx], 2),
                 "rating": rating[idx],
@@ -703,6 +747,10 @@ class Cleaner:
     def _str_hash(self, values, idx, ch: _Chunk, name: str | None, *, categorize=False):
         if name is not None and not ch.col(name) and values is ch._blank:
             return hash_scalar("")  # unmapped: the same constant for every row
+        factors = ch.factors(values)
+        if factors is not None:
+            codes, uniques = factors
+            return hash_strings(uniques)[codes[idx]]
         return hash_strings(values[idx], categorize=categorize)
 
     # ------------------------------------------------------------------- reviews
@@ -733,7 +781,7 @@ class Cleaner:
         category = _category_path(department, klass, ch.text("category"))
         source = ch.text("source")
         self._max_length(ch, "source", source)
-        kind = np.where(text != "", "review", "rating").astype(object)
+        kind = np.where(text != "", REVIEW, RATING).astype(np.int8)
 
         idx = np.flatnonzero(~ch.rejected)
         events, idx = self._emit_events(
@@ -814,7 +862,7 @@ class Cleaner:
         self.counts["zero_price_lines"] += int(zero.sum())
         cancelled = by_unique(invoice, lambda v: v[:1].upper() == "C").astype(bool)
         with np.errstate(invalid="ignore"):
-            kind = np.where(cancelled | (quantity < 0), "return", "purchase").astype(object)
+            kind = np.where(cancelled | (quantity < 0), RETURN, PURCHASE).astype(np.int8)
             quantity = np.abs(quantity)
             value = quantity * price
 

@@ -115,13 +115,21 @@ class KeyIndex:
         for where, run_values, pos in self._locate(keys):
             run_values[pos] = values[where]
             new[where] = False
-        keys, values = keys[new], values[new]
+        self.add(keys[new], values[new])
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Add keys known to be absent (and unique)."""
         if keys.size == 0:
             return
         if self._bitmap is None:
             self._bitmap = np.zeros(1 << (self.BITS - 3), dtype=np.uint8)
-        byte, mask = self._slots(keys)
-        np.bitwise_or.at(self._bitmap, byte, mask)
+        bit = (keys >> np.uint64(64 - self.BITS)).astype(np.int64)
+        byte, which = bit >> 3, bit & 7
+        for k in range(8):
+            # Repeated bytes within one pass all set the same bit, so plain fancy
+            # assignment is exact here (and much faster than ufunc.at).
+            sel = byte[which == k]
+            self._bitmap[sel] |= np.uint8(1 << k)
         order = np.argsort(keys)
         self._runs.append((keys[order], values[order].astype(np.int64)))
         self._size += keys.size
@@ -153,6 +161,10 @@ def first_seen(
     n = keys.size
     if n == 0:
         return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    found, _earlier = index.lookup(keys)
+    if not found.any() and not pd.Series(keys).duplicated().any():
+        index.add(keys, rows)  # the common case: every key is new
+        return np.zeros(n, dtype=bool), rows.astype(np.int64, copy=True)
     order, first, group = _groups(keys)
     uniq = keys[order][first]
     first_rows_in_chunk = rows[order][first]
