@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -17,6 +16,5 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_not_required
 def about(request: HttpRequest) -> HttpResponse:
     return render(request, "marketing/about.html", {"nav": "about"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -12,6 +13,8 @@ import pytest
 
 from marketing.celery import app as celery_app
 from tests.integration.conftest import _require_real_services
+
+logger = logging.getLogger(__name__)
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM calls made by
 # the test itself (fixtures, assertions) are still synchronous and safe here.
@@ -98,9 +101,9 @@ def page(request, browser, live_server, tmp_path) -> Iterator[object]:
         try:
             page.screenshot(path=str(shot), full_page=True)
         except Exception as exc:  # the page may be gone; the test's own error matters more
-            print(f"no screenshot: {exc}")
+            logger.warning("no screenshot of the failure: %s", exc)
         else:
-            print(f"screenshot of the failure: {shot}")
+            logger.warning("screenshot of the failure: %s", shot)
     context.close()
 
 

@@ -257,17 +257,17 @@ def test_zero_byte_file_is_refused_by_the_form(client, marketer, settings):
 
 
 def test_file_over_the_limit_is_refused_before_it_is_stored(client, marketer, settings):
-    settings.IMPORT_MAX_BYTES = 2_000_000
+    settings.IMPORT_MAX_BYTES = 2 * 1024 * 1024
     catalog = CatalogFactory()
     client.force_login(marketer)
     content = lines("sku,title", *(f"S{i:07d},A product title long enough" for i in range(80_000)))
-    assert len(content) > 2_000_000
+    assert len(content) > 2 * 1024 * 1024
 
     response = _upload_page(client, catalog, "products", content, "big.csv")
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert "big.csv: file is 2.8 MB, over the 2.0 MB limit" in body
+    assert "big.csv: file is 2.8 MB, over the 2.0 MB limit" in body  # MB = 2**20 bytes
     assert not Upload.objects.exists()
     assert not [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
 

@@ -392,32 +392,35 @@ def _read_csv(fh, columns, delimiter, encoding, name, chunk_rows) -> Iterator[pd
             n = len(chunk)
             if n == 0:
                 continue
-            chunk = chunk.reset_index(drop=True)
-            chunk[ROW_COLUMN] = np.arange(next_row, next_row + n, dtype=np.int64)
-            next_row += n
-            chunk = _drop_blank_rows(chunk, [*columns, *_SPARE_NAMES])
-            if chunk.empty:
-                continue
+            # Rebuild from the column arrays: no copies, a fresh 0..n-1 index.
+            data = {c: chunk[c].to_numpy(dtype=object) for c in columns}
             spare = [chunk[c].to_numpy(dtype=object) for c in _SPARE_NAMES]
+            frame = pd.DataFrame(data, copy=False)
+            frame[ROW_COLUMN] = np.arange(next_row, next_row + n, dtype=np.int64)
+            next_row += n
             if any("".join(col) for col in spare):
+                sep = delimiter or ","
                 extra = pd.Series(spare[0], dtype=object)
                 for col in spare[1:]:
-                    extra = extra.str.cat(pd.Series(col, dtype=object), sep=delimiter or ",")
-                chunk[EXTRA_COLUMN] = extra.str.rstrip(delimiter or ",").to_numpy()
-            chunk = chunk.drop(columns=_SPARE_NAMES)
-            yield chunk
+                    extra = extra.str.cat(pd.Series(col, dtype=object), sep=sep)
+                frame[EXTRA_COLUMN] = extra.str.rstrip(sep).to_numpy()
+            frame = _drop_blank_rows(frame, columns, spare)
+            if not frame.empty:
+                yield frame
 
 
-def _drop_blank_rows(chunk: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def _drop_blank_rows(frame: pd.DataFrame, columns: list[str], spare) -> pd.DataFrame:
     """Blank lines carry nothing; they still count in the row numbers of later rows."""
-    maybe = chunk[columns[0]].to_numpy(dtype=object) == ""
+    maybe = frame[columns[0]].to_numpy(dtype=object) == ""
     if not maybe.any():
-        return chunk
+        return frame
     idx = np.flatnonzero(maybe)
-    blank = (chunk.iloc[idx][columns] == "").all(axis=1).to_numpy()
+    blank = np.ones(idx.size, dtype=bool)
+    for values in [*(frame[c].to_numpy(dtype=object) for c in columns[1:]), *spare]:
+        blank &= values[idx] == ""
     if not blank.any():
-        return chunk
-    return chunk.drop(index=chunk.index[idx[blank]]).reset_index(drop=True)
+        return frame
+    return frame.drop(index=frame.index[idx[blank]]).reset_index(drop=True)
 
 
 def _parser_error(exc: Exception, name: str, width: int) -> ImportFileError:

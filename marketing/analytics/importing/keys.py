@@ -58,13 +58,13 @@ def to_ids(hashes: np.ndarray) -> np.ndarray:
 class KeyIndex:
     """uint64 keys with an int64 payload each (first row, or a count so far).
 
-    A 16 MB bitmap over the top 27 bits of each key answers "certainly new" for almost
+    A 4 MB bitmap over the top 25 bits of each key answers "certainly new" for almost
     every key of a chunk; only the few bitmap hits are looked up exactly, in a handful of
     sorted runs (one per chunk, merged when there are many). Adding a chunk therefore
     costs a sort of that chunk, not a rewrite of everything seen so far.
     """
 
-    BITS = 27
+    BITS = 25
     MAX_RUNS = 8
 
     def __init__(self) -> None:
