@@ -14,7 +14,7 @@ def requeue_orphaned_jobs(**_: object) -> None:
     from marketing.services.jobs import job_release, jobs_orphaned_on_this_host
     from marketing.tasks import job_task_for
 
-    for job in jobs_orphaned_on_this_host():
+    for job in jobs_orphaned_on_this_host(starting=True):
         logger.warning("job %s lost its worker %s; retrying", job.pk, job.worker)
         job_release(job_id=job.pk)
         job_task_for(job.kind).delay(job.pk)

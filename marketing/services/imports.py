@@ -213,6 +213,8 @@ def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
     except JobCancelled:
         job_mark_cancelled(job_id=job.pk)
     except ImportFileError as exc:
+        if not exc.file:  # the cleaner's errors (a missing column) do not know the file's name
+            exc.file = job.params.get("file", "")
         job_fail(job_id=job.pk, error=str(exc))
     except OperationalError:
         # Transient database trouble: let the task retry; make the job claimable again.

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import psutil
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
@@ -76,6 +77,14 @@ def worker_name() -> str:
 
 def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
     """Mark the job running for this worker; None if it is finished or another live worker has it."""
+    holder = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).values_list(
+        "worker", flat=True
+    )
+    for previous in holder:
+        # A redelivered task (acks_late) whose previous worker process on this host died,
+        # e.g. a killed pool child, need not wait for the heartbeat to go stale.
+        if _worker_gone(previous):
+            job_release(job_id=job_id)
     now = timezone.now()
     stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
     claimable = Q(status=Job.Status.QUEUED) | Q(
@@ -255,15 +264,32 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
-def jobs_orphaned_on_this_host() -> list[Job]:
-    """Running jobs whose worker process on this host no longer exists (killed, crashed)."""
+def jobs_orphaned_on_this_host(*, starting: bool = False) -> list[Job]:
+    """Running jobs whose worker process on this host no longer exists (killed, crashed).
+
+    starting: the caller is a worker that is just starting, so no job can run in its own
+    process or its pool's children yet. Their pids count as dead although they exist: a
+    restarted container gives the new worker the same pids as the one that was killed.
+    """
     hostname = socket.gethostname()
+    fresh = _own_pids() if starting else set()
     orphans = []
     for job in Job.objects.filter(status=Job.Status.RUNNING, worker__startswith=f"{hostname}:"):
         pid = job.worker.rsplit(":", 1)[-1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and (int(pid) in fresh or not _pid_alive(int(pid))):
             orphans.append(job)
     return orphans
+
+
+def _worker_gone(worker: str) -> bool:
+    """True when `host:pid` names a process on this host that no longer exists."""
+    host, _, pid = worker.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def _own_pids() -> set[int]:
+    me = psutil.Process()
+    return {me.pid, *(child.pid for child in me.children(recursive=True))}
 
 
 def _pid_alive(pid: int) -> bool:

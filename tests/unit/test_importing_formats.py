@@ -1,12 +1,18 @@
 import codecs
+import csv
 import datetime as dt
 import gzip
+import io
 import json
+import tempfile
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marketing.analytics.importing import ImportFileError, SourceInfo, iter_frames, sniff
 from marketing.analytics.importing import formats as formats_module
@@ -322,6 +328,8 @@ def test_json_array_is_read_incrementally(tmp_path, monkeypatch):
         ('[{"sku": "A"}, 5]', "record 2 is a number", 2),
         ('[{"sku": "A"}, {"sku": ]', "invalid JSON in record 2", 2),
         ('[{"sku": "A"}', "never closed", None),
+        ("[]", "file has no records", None),
+        ("[{}, {}]", "records have no fields", None),
     ],
 )
 def test_json_that_is_not_a_list_of_objects(tmp_path, content, message, row):
@@ -446,3 +454,33 @@ def test_damaged_xlsx(tmp_path):
     path = _write(tmp_path, "bad.xlsx", good[: len(good) // 2])
     with pytest.raises(ImportFileError, match="xlsx|workbook"):
         sniff(path, name="bad.xlsx", max_bytes=10 * MB)
+
+
+# ------------------------------------------------------------------ property: CSV round trip
+
+_CELL = st.text(alphabet=st.sampled_from("ab Z09é€\"\n\r'.-"), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.from_regex(r"[A-Z][0-9]{1,4}", fullmatch=True), _CELL, _CELL),
+        min_size=1,
+        max_size=12,
+    ),  # fmt: skip
+    delimiter=st.sampled_from([",", ";", "\t", "|"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]),
+)
+def test_csv_round_trip(rows, delimiter, encoding):
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(["sku", "title", "note"])
+    writer.writerows(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "round.csv"
+        path.write_bytes(buffer.getvalue().encode(encoding))
+        info, frames = _frames(path, chunk_rows=5)
+    assert info.delimiter == delimiter
+    got = [(r["sku"], r["title"], r["note"]) for r in _records(frames)]
+    assert got == rows
+    assert [r["_row"] for r in _records(frames)] == list(range(2, len(rows) + 2))

@@ -25,6 +25,12 @@ EVENT_KINDS = (
 )
 
 
+# Numeric ranges the database columns can hold (see marketing.models).
+PRICE_LIMIT = 1e10  # Product.price: 12 digits, 2 decimals
+VALUE_LIMIT = 1e12  # Event.value: 14 digits, 2 decimals
+QUANTITY_LIMIT = 2**31 - 1  # Event.quantity: integer
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One target field of an import kind, as the mapping form shows it."""

@@ -104,7 +104,7 @@ def sniff(path: str | Path, *, name: str, max_bytes: int) -> SourceInfo:
         raise ImportFileError("file is empty", file=name)
     fmt = _detect_format(text, ext)
     if fmt == "csv":
-        delimiter = sniff_delimiter(text)
+        delimiter = sniff_delimiter(text, complete=size <= len(head))
         columns = _csv_header(text, delimiter, name=name)
         return _with_sample(path, "csv", encoding, delimiter, columns, name=name)
     if fmt == "jsonl":
@@ -125,14 +125,26 @@ def _size(n: int) -> str:
 def _with_sample(
     path: Path, fmt: str, encoding: str | None, delimiter: str | None, columns, *, name: str
 ) -> SourceInfo:
-    _check_header(columns, name=name)
     info = SourceInfo(fmt, encoding, delimiter, list(columns), [])
-    frame = next(iter_frames(path, info, name=name, chunk_rows=SAMPLE_RECORDS + 1), None)
+    if fmt in ("json", "jsonl") and not columns:
+        empty = _first_frame(path, info, name=name) is None
+        reason = "file has no records" if empty else "the JSON records have no fields"
+        raise ImportFileError(reason, file=name)
+    _check_header(columns, name=name)
+    frame = _first_frame(path, info, name=name)
     if frame is None or frame.empty:
         raise ImportFileError("file has a header row but no data rows", file=name)
     data = frame.drop(columns=[c for c in (ROW_COLUMN, EXTRA_COLUMN) if c in frame])
     sample = data.head(SAMPLE_RECORDS).to_dict("records")
     return SourceInfo(fmt, encoding, delimiter, list(columns), sample)
+
+
+def _first_frame(path: Path, info: SourceInfo, *, name: str) -> pd.DataFrame | None:
+    frames = iter_frames(path, info, name=name, chunk_rows=SAMPLE_RECORDS + 1)
+    try:
+        return next(frames, None)
+    finally:
+        frames.close()
 
 
 def _check_header(columns: list[str], *, name: str) -> None:
@@ -259,30 +271,41 @@ def _detect_format(text: str, ext: str) -> str:
     return "csv"
 
 
-def sniff_delimiter(text: str) -> str:
+def sniff_delimiter(text: str, *, complete: bool = True) -> str:
     """The delimiter among , ; TAB | : csv.Sniffer if its answer parses consistently,
-    else the candidate giving the most rows with the header's field count."""
-    lines = text.splitlines(keepends=True)
-    if len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut off mid-record
-    sample = "".join(lines[:200])
+    else the candidate giving the most rows with the header's field count.
+
+    complete=False: text is the start of a longer file, so its last record may be cut.
+    """
+    if not complete and "\n" in text:
+        text = text[: text.rindex("\n") + 1]
     try:
-        guess = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+        guess = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
     except csv.Error:
         guess = None
-    scores = {d: _consistency(sample, d) for d in DELIMITERS}
+    scores = {d: _consistency(text, d, complete=complete) for d in DELIMITERS}
     if guess in scores and scores[guess][1] > 1 and scores[guess][0] >= 0.9:
         return guess
     best = max(DELIMITERS, key=lambda d: scores[d])
     return best if scores[best][1] > 1 else ","
 
 
-def _consistency(sample: str, delimiter: str) -> tuple[float, int]:
-    """(share of rows with the header's field count, header field count)."""
+def _consistency(sample: str, delimiter: str, *, complete: bool) -> tuple[float, int]:
+    """(share of the first records with the header's field count, header field count)."""
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(sample), delimiter=delimiter, strict=True)
     try:
-        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r]
+        for row in reader:
+            if row:
+                rows.append(row)
+            if len(rows) > 200:
+                break
     except csv.Error:
-        return (0.0, 0)
+        if complete:
+            return (0.0, 0)  # the whole file does not parse this way
+        # else: the sample ends inside a quoted value; judge the records before it
+    if not complete and len(rows) > 2:
+        rows = rows[:-1]  # possibly cut short
     if not rows:
         return (0.0, 0)
     width = len(rows[0])

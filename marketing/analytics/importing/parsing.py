@@ -59,8 +59,11 @@ def longer_than(values: np.ndarray, limit: int) -> np.ndarray | None:
 
 
 def by_unique(values: np.ndarray, func) -> np.ndarray:
-    """Apply a per-value Python function once per distinct value (ids, kinds, flags)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    """Apply a per-value Python function once per distinct value (ids, kinds, flags).
+
+    values holds str only (frames never carry NaN), so no NA pass is needed.
+    """
+    codes, uniques = pd.factorize(values)
     mapped = np.array([func(u) for u in uniques], dtype=object)
     return mapped[codes] if len(mapped) else np.empty(0, dtype=object)
 
