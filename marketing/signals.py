@@ -11,10 +11,13 @@ logger = logging.getLogger(__name__)
 
 @worker_ready.connect
 def requeue_orphaned_jobs(**_: object) -> None:
-    from marketing.services.jobs import job_release, jobs_orphaned_on_this_host
+    from marketing.services.jobs import job_release, jobs_orphaned_on_this_host, jobs_stale
     from marketing.tasks import job_task_for
 
-    for job in jobs_orphaned_on_this_host(starting=True):
+    orphans = {job.pk: job for job in jobs_orphaned_on_this_host(starting=True)}
+    # A worker that died on another host stops its heartbeat; any starting worker takes it.
+    orphans.update({job.pk: job for job in jobs_stale()})
+    for job in orphans.values():
         logger.warning("job %s lost its worker %s; retrying", job.pk, job.worker)
         job_release(job_id=job.pk)
         job_task_for(job.kind).delay(job.pk)

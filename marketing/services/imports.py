@@ -14,6 +14,7 @@ import io
 import logging
 import tempfile
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +30,7 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from marketing.analytics.importing import (
     Cleaner,
@@ -92,6 +94,7 @@ EVENT_COLUMNS = (
     "source",
 )
 REPORT_HEADER = ["row", "column", "value", "reason", "action"]
+_NO_EVENTS = (Upload.Kind.PRODUCTS, Upload.Kind.CUSTOMERS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,24 +310,34 @@ def _import(job: Job, issues_path: Path) -> dict:
             _lock_catalog(catalog)
             product_index = _ProductIndex(catalog, kind=upload.kind, mapping=mapping)
             customer_index = _CustomerIndex(kind=upload.kind, mapping=mapping)
-            events = _event_writer(catalog, expected_rows=total)
+            # An events file writes no products or customers, so its events can stream
+            # through one COPY once every id it may need is in memory.
+            events = _event_writer(
+                catalog,
+                # Product and customer files hold no events: never bulk-load for them.
+                expected_rows=0 if upload.kind in _NO_EVENTS else total,
+                stream=upload.kind == Upload.Kind.EVENTS,
+            )
+            if events.streaming:
+                customer_index.preload_all()
             done = 0
-            for frame in iter_frames(
-                path, info, name=upload.original_name, chunk_rows=settings.IMPORT_CHUNK_ROWS
-            ):
-                chunk = cleaner.clean(frame)
-                issues.write(chunk.issues)
-                product_index.upsert(chunk.products, products)
-                customer_index.upsert(chunk.customers, customers)
-                resolved, event_issues = _resolve_events(
-                    chunk.events, product_index, customer_index, catalog
-                )
-                issues.write(event_issues)
-                events.add(resolved)
-                done += len(frame)
-                report(done, max(total, done), f"Read {done:,} rows")
-            report(done, max(total, done), "Saving events", force=True)
-            event_counts = events.finish()
+            with events:
+                for frame in iter_frames(
+                    path, info, name=upload.original_name, chunk_rows=settings.IMPORT_CHUNK_ROWS
+                ):
+                    chunk = cleaner.clean(frame)
+                    issues.write(chunk.issues)
+                    product_index.upsert(chunk.products, products)
+                    customer_index.upsert(chunk.customers, customers)
+                    resolved, event_issues = _resolve_events(
+                        chunk.events, product_index, customer_index, catalog
+                    )
+                    issues.write(event_issues)
+                    events.add(resolved)
+                    done += len(frame)
+                    report(done, max(total, done), f"Read {done:,} rows")
+                report(done, max(total, done), "Saving events", force=True)
+                event_counts = events.finish()
             report(done, done, "Committing", force=True)
     finally:
         issues.close()
@@ -380,15 +393,36 @@ def _clean_value(name: str, value):
     return value
 
 
+class _IdMap(dict):
+    """Natural key → row id, with a cached pandas Index for vectorised lookups.
+
+    `Series.map(dict)` rebuilds a Series from the whole dict on every call; a chunk of 100k
+    events against 100k customers then costs more than parsing it.
+    """
+
+    _index: pd.Index | None = None
+    _ids: np.ndarray | None = None
+    _size = -1
+
+    def lookup(self, keys: pd.Series) -> pd.Series:
+        """Row ids for keys (Int64, <NA> for unknown or missing keys)."""
+        if self._size != len(self):  # entries are only ever added
+            self._index = pd.Index(list(self.keys()), dtype=object)
+            self._ids = np.fromiter(self.values(), dtype=np.int64, count=len(self))
+            self._size = len(self)
+        pos = self._index.get_indexer(keys.to_numpy(dtype=object))
+        found = pos >= 0
+        ids = np.where(found, self._ids[np.where(found, pos, 0)] if len(self) else 0, 0)
+        return pd.Series(pd.arrays.IntegerArray(ids, ~found), index=keys.index)
+
+
 class _ProductIndex:
     """SKU → product id for one catalog, kept in step with the rows this job writes."""
 
     def __init__(self, catalog: Catalog, *, kind: str, mapping: dict) -> None:
         self.catalog = catalog
         self.fields = _mapped(mapping, PRODUCT_FIELDS, kind)
-        self.ids: dict[str, int] = dict(
-            Product.objects.filter(catalog=catalog).values_list("sku", "pk")
-        )
+        self.ids = _IdMap(Product.objects.filter(catalog=catalog).values_list("sku", "pk"))
 
     def upsert(self, frame: pd.DataFrame, status: _KeyStatus) -> None:
         if frame.empty:
@@ -459,9 +493,19 @@ class _CustomerIndex:
 
     def __init__(self, *, kind: str, mapping: dict) -> None:
         self.fields = _mapped(mapping, CUSTOMER_FIELDS, kind)
-        self.ids: dict[str, int] = {}
+        self.ids = _IdMap()
+        self.complete = False
+
+    def preload_all(self) -> None:
+        """Load every customer's id at once, so a streaming COPY needs no lookups later."""
+        self.ids = _IdMap(
+            Customer.objects.values_list("external_id", "pk").iterator(chunk_size=50_000)
+        )
+        self.complete = True
 
     def lookup(self, external_ids: Iterable[str]) -> None:
+        if self.complete:
+            return
         missing = [e for e in set(external_ids) if e not in self.ids]
         if not missing:
             return
@@ -555,12 +599,11 @@ def _resolve_events(
     issues: list[Issue] = []
     out = events
     sku = out["sku"]
-    product_id = sku.map(products.ids)
+    product_id = products.ids.lookup(sku)
     bad_sku = sku.notna() & product_id.isna()
     cust = out["customer"]
-    present = cust.dropna()
-    customers.lookup(present.unique())
-    customer_id = cust.map(customers.ids)
+    customers.lookup(cust.dropna().unique())
+    customer_id = customers.ids.lookup(cust)
     bad_customer = cust.notna() & customer_id.isna()
     for row, value in zip(out.loc[bad_sku, "_row"], sku[bad_sku], strict=True):
         issues.append(
@@ -570,15 +613,15 @@ def _resolve_events(
         issues.append(Issue(int(row), "customer", str(value), "unknown customer"))
     keep = ~(bad_sku | bad_customer)
     out = out.loc[keep].copy()
-    out["product_id"] = product_id[keep].astype("Int64")
-    out["customer_id"] = customer_id[keep].astype("Int64")
+    out["product_id"] = product_id[keep]
+    out["customer_id"] = customer_id[keep]
     out["catalog_id"] = catalog.pk
     return out, issues
 
 
-def _event_writer(catalog: Catalog, *, expected_rows: int) -> _EventWriter:
+def _event_writer(catalog: Catalog, *, expected_rows: int, stream: bool) -> _EventWriter:
     if connection.vendor == "postgresql":
-        return _PostgresEventWriter(catalog, expected_rows=expected_rows)
+        return _PostgresEventWriter(catalog, expected_rows=expected_rows, stream=stream)
     return _OrmEventWriter(catalog)
 
 
@@ -586,12 +629,20 @@ def _in_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Membership of ids in a sorted int64 array (binary search; no hashing of either side)."""
     if not len(sorted_ids):
         return np.zeros(len(ids), dtype=bool)
-    pos = np.searchsorted(sorted_ids, ids)
+    # Searching in sorted order walks the haystack forwards: far fewer cache misses than
+    # random probes with hash-valued keys.
+    order = np.argsort(ids, kind="stable")
+    needles = ids[order]
+    pos = np.searchsorted(sorted_ids, needles)
     pos[pos >= len(sorted_ids)] = 0
-    return sorted_ids[pos] == ids
+    found = np.empty(len(ids), dtype=bool)
+    found[order] = sorted_ids[pos] == needles
+    return found
 
 
 class _EventWriter:
+    streaming = False
+
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.seen = np.empty(0, dtype=np.int64)  # sorted keys this file already produced
@@ -607,6 +658,12 @@ class _EventWriter:
 
     def finish(self) -> dict[str, int]:
         return {"inserted": self.inserted, "unchanged": self.unchanged}
+
+    def __enter__(self) -> _EventWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
 
 
 class _PostgresEventWriter(_EventWriter):
@@ -627,8 +684,12 @@ class _PostgresEventWriter(_EventWriter):
     BULK_MIN_ROWS = 100_000
     TABLE = "marketing_event"
 
-    def __init__(self, catalog: Catalog, *, expected_rows: int) -> None:
+    def __init__(self, catalog: Catalog, *, expected_rows: int, stream: bool = False) -> None:
         super().__init__(catalog)
+        with connection.cursor() as cur:
+            cur.execute("SET LOCAL TimeZone = 'UTC'")  # _event_csv writes naive UTC times
+        self.copy_stack = ExitStack()
+        self.copy = None
         self.bulk = False
         self.want_bulk = False
         self.existing: np.ndarray | None = None
@@ -642,6 +703,9 @@ class _PostgresEventWriter(_EventWriter):
                 # Keys of this catalog already stored (event ids hash the catalog id, so no
                 # other catalog can hold them): deduplication then needs no index at all.
                 self.existing = _stored_event_ids(self.catalog.pk)
+                # One COPY for the whole file: the server ingests chunk N while Python
+                # parses chunk N+1. Only when nothing else must be queried meanwhile.
+                self.streaming = stream
 
     def _enter_bulk_mode(self) -> None:
         """Lock the table and drop its indexes; finish() rebuilds them. Entered lazily, so a
@@ -700,21 +764,40 @@ class _PostgresEventWriter(_EventWriter):
             return
         if self.want_bulk and not self.bulk:
             self._enter_bulk_mode()
-        # Rows in key order insert into the primary-key index page by page, not at random.
-        frame = frame.sort_values("id", kind="stable")
+        # Bulk mode rebuilds every index afterwards, so rows go in time order, which keeps the
+        # BRIN time index sharp; otherwise key order fills the primary key page by page.
+        frame = frame.sort_values("occurred_at" if self.bulk else "id", kind="stable")
         data = _event_csv(frame)
-        columns = ", ".join(EVENT_COLUMNS)
-        with (
-            connection.cursor() as cur,
-            cur.copy(
-                f"COPY {self.TABLE} ({columns}) FROM STDIN "
-                "WITH (FORMAT csv, FORCE_NOT_NULL (kind, text, source))"
-            ) as copy,
-        ):
-            copy.write(data)
+        if self.streaming:
+            if self.copy is None:
+                self.copy = self._open_copy(self.copy_stack)
+            self.copy.write(data)
+        else:
+            with ExitStack() as stack:
+                self._open_copy(stack).write(data)
         self.inserted += len(frame)
 
+    def _open_copy(self, stack: ExitStack):
+        cur = stack.enter_context(connection.cursor())
+        columns = ", ".join(EVENT_COLUMNS)
+        # A queued writer sends from its own thread, so Python prepares the next chunk while
+        # the server ingests this one (both cores busy instead of taking turns).
+        raw = cur.cursor if hasattr(cur, "cursor") else cur
+        return stack.enter_context(
+            cur.copy(
+                f"COPY {self.TABLE} ({columns}) FROM STDIN "
+                "WITH (FORMAT csv, FORCE_NOT_NULL (kind, text, source))",
+                writer=QueuedLibpqWriter(raw),
+            )
+        )
+
+    def __exit__(self, *exc_info) -> None:
+        # Ends an open COPY; with an exception, psycopg aborts it and the transaction rolls back.
+        self.copy_stack.__exit__(*exc_info)
+
     def finish(self) -> dict[str, int]:
+        self.copy_stack.close()
+        self.copy = None
         if self.bulk:
             with connection.cursor() as cur:
                 cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
@@ -755,7 +838,9 @@ def _event_csv(frame: pd.DataFrame) -> bytes:
         "value": pa.array(frame["value"].astype(float).round(2), from_pandas=True),
         "rating": pa.array(pd.to_numeric(rating).round().astype("Int64")),
         "text": pa.array(frame["text"].astype(object), type=pa.string()),
-        "occurred_at": pa.array(occurred.astype("datetime64[s]")).cast(pa.timestamp("s", tz="UTC")),
+        # Naive UTC (the transaction's TimeZone is set to UTC): Arrow formats naive
+        # timestamps ten times faster than zoned ones.
+        "occurred_at": pa.array(occurred.astype("datetime64[s]")),
         "source": pa.array(frame["source"].astype(object), type=pa.string()),
     }
     table = pa.Table.from_arrays(list(columns.values()), names=list(columns))

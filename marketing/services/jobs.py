@@ -105,8 +105,13 @@ def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
         )
     )
     if changed != 1:
-        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=True).update(
+        # Cancelled while queued, or while running under a worker that then died: end it.
+        cancelled = Job.objects.filter(claimable, pk=job_id, cancel_requested=True)
+        cancelled.filter(status=Job.Status.QUEUED).update(
             status=Job.Status.CANCELLED, finished_at=now, message="Cancelled before it started"
+        )
+        cancelled.filter(status=Job.Status.RUNNING).update(
+            status=Job.Status.CANCELLED, finished_at=now, message="Cancelled; nothing was changed"
         )
         return None
     return Job.objects.get(pk=job_id)
@@ -279,6 +284,16 @@ def jobs_orphaned_on_this_host(*, starting: bool = False) -> list[Job]:
         if pid.isdigit() and (int(pid) in fresh or not _pid_alive(int(pid))):
             orphans.append(job)
     return orphans
+
+
+def jobs_stale() -> list[Job]:
+    """Running jobs on any host whose heartbeat stopped (their worker died elsewhere)."""
+    stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    return list(
+        Job.objects.filter(status=Job.Status.RUNNING).filter(
+            Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+        )
+    )
 
 
 def _worker_gone(worker: str) -> bool:

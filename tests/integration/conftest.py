@@ -85,9 +85,11 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *, pool: str = "solo") -> None:
+        """Start the worker; pool="prefork" runs tasks in one child process (as production)."""
         self.starts += 1
         log = (self.log_dir / f"worker-{self.starts}.log").open("wb")
+        pool_args = ["--pool", pool] + (["--concurrency", "1"] if pool == "prefork" else [])
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -96,8 +98,7 @@ class WorkerProcess:
                 "-A",
                 "marketing",
                 "worker",
-                "--pool",
-                "solo",
+                *pool_args,
                 "--loglevel",
                 "INFO",
                 "--without-gossip",
@@ -129,6 +130,15 @@ class WorkerProcess:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
 
+def _forget_unacked() -> None:
+    """Drop messages a killed worker left unacknowledged. Redis hands them out again once the
+    visibility timeout has passed, which could be in a later run whose job ids are the same."""
+    with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        if hasattr(channel, "unacked_key"):
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+
+
 @pytest.fixture
 def worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
     _require_real_services()
@@ -138,6 +148,7 @@ def worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
         yield worker
     finally:
         worker.stop()
+        _forget_unacked()
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
