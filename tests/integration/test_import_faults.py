@@ -162,7 +162,7 @@ def test_crash_during_a_bulk_load_rolls_back_and_restores_the_indexes(
 def test_transient_database_error_is_retried_by_the_task(marketer, celery_worker, monkeypatch):
     catalog = CatalogFactory()
     calls = {"n": 0}
-    lock = imports._lock_catalog
+    lock = imports.run._lock_catalog
 
     def flaky_lock(catalog) -> None:
         calls["n"] += 1
@@ -170,7 +170,7 @@ def test_transient_database_error_is_retried_by_the_task(marketer, celery_worker
             raise OperationalError("server closed the connection unexpectedly")
         lock(catalog)
 
-    monkeypatch.setattr(imports, "_lock_catalog", flaky_lock)
+    monkeypatch.setattr(imports.run, "_lock_catalog", flaky_lock)
 
     job = finished(start(catalog, marketer, "products", PRODUCTS), timeout=30)
 

@@ -1,7 +1,7 @@
 """Pure import core: recognise an uploaded file, stream it, validate and normalise it.
 
 Imports only the standard library, numpy, pandas and openpyxl. The Django service
-(`marketing/services/imports.py`) drives it: `sniff` -> (the user fixes the mapping) ->
+(`marketing/services/imports/`) drives it: `sniff` -> (the user fixes the mapping) ->
 `Cleaner.clean` per frame from `iter_frames` -> database writes. See
 docs/import-core-contract.md.
 """
