@@ -295,9 +295,7 @@ def test_naive_as_of_is_refused():
 
 def test_missing_event_column_is_named():
     with pytest.raises(ValueError, match="source"):
-        compute_profiles(
-            make_events().drop(columns=["source"]), make_products(), None, as_of=AS_OF
-        )
+        compute_profiles(make_events().drop(columns=["source"]), make_products(), None, as_of=AS_OF)
 
 
 def test_empty_events_give_no_purchase_profiles():
