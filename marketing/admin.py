@@ -2,22 +2,32 @@
 
 Events run to millions of rows: their changelist never counts the whole table, foreign
 keys to customers and products are raw ids (no select with 100k options), and every list
-fetches its related rows in the same query. Deleting a catalog goes through the catalog
-service, which deletes set-wise instead of listing every event on the confirmation page.
+fetches its related rows in the same query. Catalogs are validated by the catalog pages'
+form and saved and deleted through the catalog services, so the admin cannot store a catalog
+an import would trip over, and deletes set-wise instead of listing every event on the
+confirmation page.
+
+Users: staff who are not superusers may manage accounts (with the auth permissions) but can
+neither grant superuser status or single permissions, nor change or delete a superuser.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils.functional import cached_property
 
 from marketing import selectors
+from marketing.forms import CatalogAdminForm
 from marketing.models import Catalog, Customer, Event, Job, Product, Upload
 from marketing.services import catalogs as catalog_services
 
@@ -39,6 +49,7 @@ class EstimatedCountPaginator(Paginator):
 
 @admin.register(Catalog)
 class CatalogAdmin(admin.ModelAdmin):
+    form = CatalogAdminForm
     list_display = ("name", "currency", "default_language", "timezone", "products", "created_at")
     search_fields = ("name",)
     list_filter = ("currency",)
@@ -58,26 +69,64 @@ class CatalogAdmin(admin.ModelAdmin):
     def products(self, obj: Catalog) -> int:
         return obj.product_count
 
+    def save_model(
+        self, request: HttpRequest, obj: Catalog, form: CatalogAdminForm, change: bool
+    ) -> None:
+        """Save through the services, which check the permission and the rules once more."""
+        values = {name: form.cleaned_data[name] for name in CatalogAdminForm.Meta.fields}
+        if change:
+            catalog_services.catalog_update(catalog=obj, **values, user=request.user)
+            return
+        created = catalog_services.catalog_create(**values, user=request.user)
+        for field in Catalog._meta.concrete_fields:  # the admin logs and redirects with `obj`
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+
     def get_deleted_objects(self, objs, request: HttpRequest):
-        """Summarise instead of listing every product and event of the catalog."""
-        summary = []
+        """Summarise instead of listing every product and event of the catalog.
+
+        A catalog with a queued or running import is "protected": the admin then refuses
+        the delete, as the catalog pages do (the service checks again when it deletes).
+        """
+        summary, protected = [], []
         for catalog in objs:
             stats = selectors.catalog_stats(catalog=catalog)
             summary.append(
                 f"Catalog “{catalog}” with {stats.products} products, {stats.events} events "
                 f"and {stats.uploads} uploads (customers and jobs stay)"
             )
+            protected.extend(
+                f"{job} into “{catalog}” is {job.get_status_display().lower()}: "
+                "cancel it or wait for it to finish"
+                for job in selectors.catalog_active_imports(catalog=catalog)
+            )
         perms_needed = set()
         if not self.has_delete_permission(request):
             perms_needed.add(self.opts.verbose_name)
-        return summary, {self.opts.verbose_name_plural: len(summary)}, perms_needed, []
+        return summary, {self.opts.verbose_name_plural: len(summary)}, perms_needed, protected
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except catalog_services.CatalogBusy as exc:  # an import started after the check
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return redirect(reverse("admin:marketing_catalog_change", args=[object_id]))
 
     def delete_model(self, request: HttpRequest, obj: Catalog) -> None:
         catalog_services.catalog_delete(catalog=obj, user=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Catalog]) -> None:
         for catalog in queryset:
-            catalog_services.catalog_delete(catalog=catalog, user=request.user)
+            try:
+                catalog_services.catalog_delete(catalog=catalog, user=request.user)
+            except catalog_services.CatalogBusy as exc:
+                self.message_user(
+                    request,
+                    f"“{catalog}” was not deleted: {' '.join(exc.messages)}",
+                    messages.ERROR,
+                )
 
 
 @admin.register(Product)
@@ -199,3 +248,37 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Progress")
     def progress(self, obj: Job) -> str:
         return f"{obj.percent}%"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class TailorUserAdmin(UserAdmin):
+    """Django's user admin, minus the ways a non-superuser could raise their own rights."""
+
+    SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += self.SUPERUSER_ONLY_FIELDS
+        return fields
+
+    def _protects(self, request: HttpRequest, obj) -> bool:
+        """A superuser's account is out of reach for everyone who is not one."""
+        return obj is not None and obj.is_superuser and not request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not self._protects(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not self._protects(request, obj) and super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """The bulk delete action checks no object permission: refuse superusers here."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if any(self._protects(request, user) for user in objs):
+            perms_needed = {*perms_needed, "superuser accounts"}
+        return deleted, counts, perms_needed, protected

@@ -30,8 +30,14 @@ def _timezone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
-class CatalogForm(forms.Form):
-    """Create or edit a catalog. Non-product patterns arrive as one regular expression per line."""
+class CatalogFields(forms.Form):
+    """A catalog's editable fields and their rules, shared by the page form and the admin's.
+
+    Subclasses set `self.catalog` (the catalog being edited, or None when creating one).
+    Non-product patterns arrive as one regular expression per line.
+    """
+
+    catalog: Catalog | None = None
 
     name = forms.CharField(max_length=200)
     currency = forms.CharField(
@@ -62,20 +68,6 @@ class CatalogForm(forms.Form):
         ),
         widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false", "class": "mono"}),
     )
-
-    def __init__(self, *args, catalog: Catalog | None = None, **kwargs) -> None:
-        self.catalog = catalog
-        if catalog is not None and "initial" not in kwargs:
-            kwargs["initial"] = {
-                "name": catalog.name,
-                "currency": catalog.currency,
-                "default_language": catalog.default_language,
-                "timezone": catalog.timezone,
-                "non_product_patterns": "\n".join(catalog.non_product_patterns or []),
-            }
-        elif "initial" not in kwargs:
-            kwargs["initial"] = {"non_product_patterns": "\n".join(default_non_product_patterns())}
-        super().__init__(*args, **kwargs)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -122,6 +114,44 @@ class CatalogForm(forms.Form):
         if errors:
             raise forms.ValidationError(errors)
         return patterns
+
+
+class CatalogForm(CatalogFields):
+    """Create or edit a catalog on the catalog pages."""
+
+    def __init__(self, *args, catalog: Catalog | None = None, **kwargs) -> None:
+        self.catalog = catalog
+        if catalog is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": catalog.name,
+                "currency": catalog.currency,
+                "default_language": catalog.default_language,
+                "timezone": catalog.timezone,
+                "non_product_patterns": "\n".join(catalog.non_product_patterns or []),
+            }
+        elif "initial" not in kwargs:
+            kwargs["initial"] = {"non_product_patterns": "\n".join(default_non_product_patterns())}
+        super().__init__(*args, **kwargs)
+
+
+class CatalogAdminForm(CatalogFields, forms.ModelForm):
+    """The Django admin's catalog form: the same fields and rules as the catalog pages.
+
+    The admin saves through the catalog services (CatalogAdmin.save_model), which check the
+    rules again, so the admin cannot store a catalog that an import would trip over.
+    """
+
+    class Meta:
+        model = Catalog
+        fields = ["name", "currency", "default_language", "timezone", "non_product_patterns"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.catalog = self.instance if self.instance.pk else None
+        # One pattern per line, as on the catalog pages; a new catalog shows the defaults.
+        patterns = self.initial.get("non_product_patterns", self.instance.non_product_patterns)
+        if isinstance(patterns, list):
+            self.initial["non_product_patterns"] = "\n".join(patterns)
 
 
 # =============================================================================================
@@ -188,7 +218,7 @@ class ProductFilterForm(forms.Form):
 
 
 class CustomerFilterForm(forms.Form):
-    """Search and country filter of the customer list."""
+    """Search, country and catalog filters of the customer list."""
 
     q = forms.CharField(
         required=False,
@@ -199,6 +229,12 @@ class CustomerFilterForm(forms.Form):
         ),
     )
     country = forms.ChoiceField(required=False)
+    catalog = forms.ModelChoiceField(
+        queryset=Catalog.objects.order_by("name"),
+        required=False,
+        empty_label="All catalogs",
+        label="With events in",
+    )
 
     def __init__(self, *args, countries: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -207,7 +243,11 @@ class CustomerFilterForm(forms.Form):
     def filters(self) -> dict:
         """Keyword arguments for selectors.customer_search from the fields that were valid."""
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
-        return {"q": data.get("q") or "", "country": data.get("country") or ""}
+        return {
+            "q": data.get("q") or "",
+            "country": data.get("country") or "",
+            "catalog": data.get("catalog"),
+        }
 
 
 # =============================================================================================

@@ -11,7 +11,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.humanize.templatetags.humanize import intcomma, intword
 from django.db import connection, models
-from django.db.models import Count, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
@@ -273,24 +283,27 @@ def catalog_event_count(*, catalog: Catalog) -> ApproxCount:
     return count_bounded(Event.objects.filter(catalog=catalog), estimate=True)
 
 
-def catalog_customer_count(*, catalog: Catalog, events: ApproxCount | None = None) -> ApproxCount:
-    """Distinct customers with events in the catalog.
+def catalog_customer_count(
+    *, catalog: Catalog, events: ApproxCount | None = None, scan: int = COUNT_CAP
+) -> ApproxCount:
+    """Distinct customers with events in the catalog, reading at most `scan` events.
 
-    Exact while the catalog's events are few enough to read; past that on PostgreSQL the
-    planner's distinct estimate, since an exact COUNT(DISTINCT) would read every event.
+    Exact while the catalog has at most `scan` events. Past that, an exact COUNT(DISTINCT)
+    would read every event (1.5 s per 600k on SQLite), so PostgreSQL answers with the
+    planner's distinct estimate and SQLite with the customers among `scan` of the events,
+    shown as a lower bound ("1,234+").
     """
-    events = events if events is not None else catalog_event_count(catalog=catalog)
-    qs = (
-        Event.objects.filter(catalog=catalog, customer__isnull=False)
-        .order_by()
-        .values("customer_id")
-        .distinct()
-    )
-    if not events.exact and connection.vendor == "postgresql":
-        guess = _planner_rows(qs)
+    if events is None:
+        events = count_bounded(Event.objects.filter(catalog=catalog), cap=scan, estimate=True)
+    with_customer = Event.objects.filter(catalog=catalog, customer__isnull=False).order_by()
+    if events.exact and events.value <= scan:
+        return ApproxCount(with_customer.values("customer_id").distinct().count())
+    if connection.vendor == "postgresql":
+        guess = _planner_rows(with_customer.values("customer_id").distinct())
         if guess:
             return ApproxCount(guess, exact=False, estimated=True)
-    return ApproxCount(qs.count())
+    sample = with_customer.values("customer_id")[:scan]
+    return ApproxCount(Customer.objects.filter(pk__in=sample).count(), exact=False)
 
 
 @dataclass(frozen=True)
@@ -300,17 +313,30 @@ class CatalogRow:
     events: ApproxCount
 
 
-def catalog_overview() -> list[CatalogRow]:
+# The catalog list counts each catalog's customers from at most this many of its events:
+# about 50 ms on SQLite, where an exact count over 600k events took 1.5 s per catalog.
+OVERVIEW_SCAN = 50_000
+
+
+def catalog_overview(*, scan: int = OVERVIEW_SCAN) -> list[CatalogRow]:
     """Every catalog with its bounded event and customer counts, for the catalog list.
 
     Catalogs are few, so two bounded queries per catalog beat one GROUP BY over all events.
+    The customer count reads at most `scan` events and is exact below that (see
+    catalog_customer_count), so a list of big catalogs costs milliseconds, not seconds each.
     """
     rows = []
     for catalog in catalog_list():
         events = catalog_event_count(catalog=catalog)
-        customers = catalog_customer_count(catalog=catalog, events=events)
+        customers = catalog_customer_count(catalog=catalog, events=events, scan=scan)
         rows.append(CatalogRow(catalog=catalog, customers=customers, events=events))
     return rows
+
+
+def catalog_active_imports(*, catalog: Catalog) -> list[Job]:
+    """Import jobs into the catalog that are queued or running (they block its deletion)."""
+    jobs = Job.objects.filter(catalog=catalog, kind=Job.Kind.IMPORT, status__in=Job.ACTIVE)
+    return list(jobs.order_by("created_at"))
 
 
 def catalog_stats(*, catalog: Catalog) -> CatalogStats:
@@ -476,9 +502,17 @@ def product_recent_events(*, product: Product, limit: int = 20) -> list[Event]:
 # Customers -----------------------------------------------------------------------------------
 
 
-def customer_search(*, q: str = "", country: str = "") -> QuerySet[Customer]:
-    """Customers matching a free-text search and a country, ordered by external id."""
+def customer_search(
+    *, q: str = "", country: str = "", catalog: Catalog | None = None
+) -> QuerySet[Customer]:
+    """Customers matching a free-text search and a country, ordered by external id.
+
+    With a catalog, only customers with at least one event in it: a semi-join that stops at
+    each customer's first matching event (index on customer, time), never a DISTINCT.
+    """
     qs = Customer.objects.all()
+    if catalog is not None:
+        qs = qs.filter(Exists(Event.objects.filter(catalog=catalog, customer=OuterRef("pk"))))
     q = q.strip()
     if q:
         qs = qs.filter(

@@ -7,10 +7,14 @@ through psycopg 3) and CELERY_BROKER_URL (Redis or RabbitMQ).
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 from marketing.env import env_bool, env_int, env_list, env_path, env_str
 
@@ -18,25 +22,53 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("DATA_DIR", BASE_DIR / "data")
 
 DEBUG = env_bool("DEBUG", False)
+
+
+def _generated_secret_key(path: Path) -> str:
+    """The key kept in DATA_DIR (made on first use, readable only by its owner).
+
+    Embedded and development mode only; production sets SECRET_KEY (REQUIRE_SECRET_KEY=1
+    makes a missing one an error). A key that cannot be kept is an error too: a new key on
+    every start would log everyone out and break signed data.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Written in full to a private file first, then linked into place: a process that
+            # starts at the same moment sees either no key file or the whole key.
+            draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(50))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # the other process won; use its key
+            finally:
+                draft.unlink()
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set and the generated key file {path} cannot be written or "
+            f"read ({exc.strerror or exc}). Set SECRET_KEY, or make DATA_DIR writable."
+        ) from exc
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it, or set SECRET_KEY")
+    return key
+
+
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("SECRET_KEY must be set in production")
-    # Embedded/dev mode only: a key that is stable per data dir, never committed.
+    if env_bool("REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured("SECRET_KEY must be set (REQUIRE_SECRET_KEY=1)")
     _key_file = DATA_DIR / ".secret_key"
-    if _key_file.exists():
-        SECRET_KEY = _key_file.read_text().strip()
-    else:
-        import secrets
-
-        SECRET_KEY = secrets.token_urlsafe(50)
-        try:
-            DATA_DIR.mkdir(parents=True, exist_ok=True)
-            _key_file.write_text(SECRET_KEY)
-        except OSError:
-            pass
+    SECRET_KEY = _generated_secret_key(_key_file)
+    logging.getLogger("marketing.settings").warning(
+        "SECRET_KEY not set: using a generated key from %s; set SECRET_KEY in production",
+        _key_file,
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -66,7 +98,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Django's LoginRequiredMiddleware, plus HX-Redirect for htmx requests.
+    "marketing.middleware.LoginRequiredMiddleware",
+    # "database is locked" (SQLite busy with an import) becomes a friendly 503.
+    "marketing.middleware.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "marketing.urls"
@@ -103,6 +138,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
+    # An import holds SQLite's only write lock for its whole transaction. Sessions in a
+    # signed cookie let people log in and out meanwhile; PostgreSQL keeps database sessions
+    # (they can be revoked on the server).
+    SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -179,6 +218,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A job whose running worker stopped sending heartbeats for this long may be claimed again.
 JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 120, minimum=5)
+# A job runs at most this often (worker deaths and transient database errors); then it fails.
+MAX_JOB_ATTEMPTS = env_int("MAX_JOB_ATTEMPTS", 3, minimum=1)
 
 # Roles are Django groups (created by a data migration).
 ROLE_ADMIN = "admin"

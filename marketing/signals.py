@@ -1,10 +1,12 @@
-"""Worker start-up: take back jobs whose worker process died on this host."""
+"""Signal hooks: worker start-up takes back orphaned jobs; logins never wait for SQLite."""
 
 from __future__ import annotations
 
 import logging
 
 from celery.signals import worker_ready
+from django.contrib.auth import user_logged_in
+from django.contrib.auth.models import update_last_login
 
 logger = logging.getLogger(__name__)
 
@@ -21,3 +23,23 @@ def requeue_orphaned_jobs(**_: object) -> None:
         logger.warning("job %s lost its worker %s; retrying", job.pk, job.worker)
         job_release(job_id=job.pk)
         job_task_for(job.kind).delay(job.pk)
+
+
+def update_last_login_unless_busy(sender, user, **kwargs) -> None:
+    """Django's update_last_login, skipped when SQLite is busy with an import.
+
+    A login writes nothing else in embedded mode (sessions live in a signed cookie), so it
+    need not wait for the import's write lock; a missed last_login is harmless.
+    """
+    from marketing.services.jobs import write_unless_sqlite_busy
+
+    def write() -> int:
+        update_last_login(sender, user, **kwargs)
+        return 1
+
+    write_unless_sqlite_busy(write, what=f"last_login of user {user.pk}")
+
+
+# django.contrib.auth connects update_last_login in its ready(), which runs before ours.
+if user_logged_in.disconnect(dispatch_uid="update_last_login"):
+    user_logged_in.connect(update_last_login_unless_busy, dispatch_uid="update_last_login")

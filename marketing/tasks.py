@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from marketing.models import Job
 from marketing.services import imports
-from marketing.services.jobs import worker_name
+from marketing.services.jobs import job_fail, worker_name
+
+logger = logging.getLogger(__name__)
+
+
+class JobTask(Task):
+    """A task whose first argument is a job id; when the task itself fails, so does the job.
+
+    The services turn every outcome they expect into the job's final state. What reaches
+    Celery as a failure (the last retry of a transient database error, anything else that
+    escaped) would otherwise leave the job running forever.
+    """
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        if job_id is None:
+            return
+        if isinstance(exc, OperationalError):
+            error = (
+                f"The database kept failing ({type(exc).__name__}), so the job stopped after "
+                f"{self.max_retries + 1} attempts and nothing was changed. Try again later; "
+                "if it persists, ask an admin."
+            )
+        else:
+            error = f"The job stopped unexpectedly ({type(exc).__name__}); nothing was changed."
+        logger.error("task %s for job %s failed: %r", task_id, job_id, exc)
+        try:
+            job_fail(job_id=job_id, error=error)
+        except Exception:  # the database may be what failed; the log line above remains
+            logger.exception("could not mark job %s failed", job_id)
 
 
 @shared_task(
     bind=True,
+    base=JobTask,
     name="marketing.import_run",
-    # A lost database connection is transient: retry a few times with backoff and jitter.
-    # Bad input is not retried; the service fails the job with a report instead.
+    # A lost database connection is transient: retry with backoff and jitter, within the job's
+    # attempt budget (job_claim counts attempts). Bad input is not retried; the service fails
+    # the job with a report instead. After the last retry JobTask.on_failure fails the job.
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     retry_jitter=True,
-    max_retries=3,
+    max_retries=max(settings.MAX_JOB_ATTEMPTS - 1, 0),
 )
 def import_run_task(self: Task, job_id: int) -> None:
     imports.import_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")

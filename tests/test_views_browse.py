@@ -475,6 +475,54 @@ def test_customer_list_bad_country_is_reported(client, marketer, people):
     assert len(customer_ids(response)) == 3
 
 
+@pytest.fixture
+def two_catalogs(people):
+    """Ann bought in Kitchen twice, Bo in Garden, Cy nowhere; a guest bought in Kitchen."""
+    kitchen = CatalogFactory(name="Kitchen")
+    garden = CatalogFactory(name="Garden")
+    EventFactory.create_batch(2, product__catalog=kitchen, customer=people["ann"])
+    EventFactory(product__catalog=kitchen, customer=None)
+    EventFactory(product__catalog=garden, customer=people["bo"])
+    return kitchen, garden
+
+
+def test_customer_list_filters_by_catalog(client, marketer, people, two_catalogs):
+    kitchen, garden = two_catalogs
+    client.force_login(marketer)
+    url = reverse("marketing:customer-list")
+    response = client.get(url, {"catalog": kitchen.pk})
+    assert customer_ids(response) == ["C-100"]  # once, though Ann has two events there
+    assert response.context["page"].total.value == 1
+    html = response.content.decode()
+    assert "with events in" in html and kitchen.get_absolute_url() in html
+    assert customer_ids(client.get(url, {"catalog": garden.pk})) == ["C-200"]
+    combined = client.get(url, {"catalog": garden.pk, "country": "France"})
+    assert customer_ids(combined) == []
+    assert "No customers match" in combined.content.decode()
+
+
+def test_customer_list_catalog_filter_is_one_query_with_a_semi_join(
+    client, marketer, people, two_catalogs
+):
+    kitchen, _ = two_catalogs
+    client.force_login(marketer)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("marketing:customer-list"), {"catalog": kitchen.pk}, **HX)
+    listing = [
+        q["sql"] for q in queries if q["sql"].lstrip().startswith('SELECT "marketing_customer"')
+    ]
+    assert len(listing) == 1
+    assert "EXISTS" in listing[0] and "DISTINCT" not in listing[0]
+
+
+def test_customer_list_bad_catalog_is_reported_and_ignored(client, marketer, people):
+    client.force_login(marketer)
+    response = client.get(reverse("marketing:customer-list"), {"catalog": "999"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert len(customer_ids(response)) == 3
+
+
 def test_customer_list_paginates_with_htmx(client, marketer):
     CustomerFactory.create_batch(120)
     client.force_login(marketer)

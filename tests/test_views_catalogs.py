@@ -8,12 +8,21 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from marketing.models import DEFAULT_NON_PRODUCT_PATTERNS, Catalog, Customer, Event, Job, Product
-from marketing.selectors import ApproxCount, count_bounded
-from marketing.services.catalogs import catalog_create, catalog_update
+from marketing.selectors import ApproxCount, catalog_overview, count_bounded
+from marketing.services.catalogs import (
+    IMPORT_ACTIVE_MESSAGE,
+    CatalogBusy,
+    catalog_create,
+    catalog_delete,
+    catalog_update,
+)
 from tests.factories import (
     CatalogFactory,
     CustomerFactory,
@@ -199,8 +208,10 @@ def test_service_rejects_duplicates_and_bad_patterns_itself(admin_user):
     assert Catalog.objects.count() == 1
 
 
-def test_service_create_without_patterns_uses_defaults():
-    catalog = catalog_create(name="Fresh", currency="usd", default_language="en", timezone="UTC")
+def test_service_create_without_patterns_uses_defaults(admin_user):
+    catalog = catalog_create(
+        name="Fresh", currency="usd", default_language="en", timezone="UTC", user=admin_user
+    )
     assert catalog.currency == "USD"
     assert catalog.non_product_patterns == DEFAULT_NON_PRODUCT_PATTERNS
 
@@ -313,7 +324,7 @@ def test_update_of_missing_catalog_is_404(client, admin_user):
     assert client.post(url, _form_data()).status_code == 404
 
 
-def test_service_update_rejects_bad_pattern():
+def test_service_update_rejects_bad_pattern(admin_user):
     catalog = CatalogFactory(name="Shop", non_product_patterns=["^A"])
     with pytest.raises(ValidationError):
         catalog_update(
@@ -323,6 +334,7 @@ def test_service_update_rejects_bad_pattern():
             default_language="en",
             timezone="UTC",
             non_product_patterns=["^A", "+"],
+            user=admin_user,
         )
     catalog.refresh_from_db()
     assert catalog.non_product_patterns == ["^A"]
@@ -385,7 +397,100 @@ def test_delete_of_missing_catalog_is_404(client, admin_user):
     assert client.post(url).status_code == 404
 
 
+@pytest.mark.parametrize("status", [Job.Status.QUEUED, Job.Status.RUNNING])
+def test_delete_is_refused_while_an_import_is_active(client, admin_user, filled_catalog, status):
+    job = JobFactory(catalog=filled_catalog, status=status, message="Queued: events.csv")
+    client.force_login(admin_user)
+    url = reverse("marketing:catalog-delete", args=[filled_catalog.pk])
+
+    page = client.get(url).content.decode()
+    assert job.get_absolute_url() in page
+    assert "disabled" in page
+
+    response = client.post(url)
+    assert response.status_code == 200
+    assert IMPORT_ACTIVE_MESSAGE in response.content.decode()
+    assert Catalog.objects.filter(pk=filled_catalog.pk).exists()
+    assert Product.objects.filter(catalog=filled_catalog).count() == 2
+    assert Event.objects.filter(catalog=filled_catalog).count() == 4
+
+
+def test_finished_imports_do_not_block_a_delete(client, admin_user, filled_catalog):
+    for status in (Job.Status.FAILED, Job.Status.CANCELLED):
+        JobFactory(catalog=filled_catalog, status=status)
+    JobFactory(status=Job.Status.RUNNING)  # another catalog's import
+    client.force_login(admin_user)
+    response = client.post(reverse("marketing:catalog-delete", args=[filled_catalog.pk]))
+    assert response.status_code == 302
+    assert not Catalog.objects.filter(pk=filled_catalog.pk).exists()
+
+
+def test_service_delete_refuses_while_an_import_is_queued(admin_user, filled_catalog):
+    JobFactory(catalog=filled_catalog, status=Job.Status.QUEUED)
+    with pytest.raises(CatalogBusy) as info:
+        catalog_delete(catalog=filled_catalog, user=admin_user)
+    assert info.value.messages == [IMPORT_ACTIVE_MESSAGE]
+    assert Event.objects.filter(catalog=filled_catalog).count() == 4
+
+
+# --- services check permissions themselves ---------------------------------------------------
+
+
+_SETTINGS = {"currency": "EUR", "default_language": "en", "timezone": "UTC"}
+
+
+@pytest.mark.parametrize("user_fixture", ["marketer", "approver", "no_role_user", None])
+def test_services_refuse_users_without_the_permission(request, filled_catalog, user_fixture):
+    user = request.getfixturevalue(user_fixture) if user_fixture else AnonymousUser()
+    with pytest.raises(PermissionDenied):
+        catalog_create(name="New", **_SETTINGS, user=user)
+    with pytest.raises(PermissionDenied):
+        catalog_update(
+            catalog=filled_catalog, name="Hacked", **_SETTINGS, non_product_patterns=[], user=user
+        )
+    with pytest.raises(PermissionDenied):
+        catalog_delete(catalog=filled_catalog, user=user)
+    assert list(Catalog.objects.values_list("name", flat=True)) == ["Home Goods"]
+    assert Event.objects.filter(catalog=filled_catalog).count() == 4
+
+
+def test_services_accept_a_user_with_the_permission(admin_user):
+    catalog = catalog_create(name="New", **_SETTINGS, user=admin_user)
+    catalog_update(
+        catalog=catalog, name="Renamed", **_SETTINGS, non_product_patterns=[], user=admin_user
+    )
+    assert catalog_delete(catalog=catalog, user=admin_user).name == "Renamed"
+    assert not Catalog.objects.exists()
+
+
 # --- bounded counts ----------------------------------------------------------------------------
+
+
+def test_detail_links_customer_card_to_the_catalogs_customers(client, marketer, filled_catalog):
+    client.force_login(marketer)
+    html = client.get(filled_catalog.get_absolute_url()).content.decode()
+    assert f"{reverse('marketing:customer-list')}?catalog={filled_catalog.pk}" in html
+
+
+def test_overview_reads_a_bounded_number_of_events(filled_catalog):
+    """Past `scan` events the customer count is no longer exact, and no query reads them all."""
+    with CaptureQueriesContext(connection) as queries:
+        rows = catalog_overview(scan=2)
+    (row,) = rows
+    assert not row.customers.exact
+    if connection.vendor == "sqlite":  # a lower bound: the customers among 2 of the events
+        assert 1 <= row.customers.value <= 2
+        assert str(row.customers).endswith("+")
+    event_queries = [q["sql"] for q in queries if '"marketing_event"' in q["sql"]]
+    assert event_queries
+    for sql in event_queries:
+        assert sql.startswith("EXPLAIN") or "LIMIT" in sql, sql
+
+
+def test_overview_counts_small_catalogs_exactly(filled_catalog):
+    (row,) = catalog_overview(scan=4)
+    assert row.customers == ApproxCount(2)
+    assert row.events == ApproxCount(4)
 
 
 def test_count_bounded_stops_at_the_cap():

@@ -3,6 +3,11 @@
 Names are unique regardless of case. The database enforces exact uniqueness; the
 case-insensitive check here catches the rest, and an IntegrityError from a concurrent
 create comes back as the same ValidationError a form shows.
+
+Every service checks the user's permission itself, whichever interface (page, admin, shell)
+calls it. A delete waits for a running import and refuses while one is queued or running:
+events have no database foreign keys, so an import that wrote into a deleted catalog would
+leave orphan rows behind.
 """
 
 from __future__ import annotations
@@ -11,16 +16,29 @@ import logging
 import re
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
-from marketing.models import Catalog, Event, Product, Upload
+from marketing.models import Catalog, Event, Job, Product, Upload
+from marketing.permissions import require_perm
 from marketing.selectors import catalog_name_taken
 
 logger = logging.getLogger(__name__)
 
 _EDITABLE = ("name", "currency", "default_language", "timezone", "non_product_patterns")
+
+# The advisory lock class an import holds for its whole transaction (imports.run._lock_catalog);
+# the second key is the catalog's id.
+IMPORT_LOCK_CLASS = 7001
+
+IMPORT_ACTIVE_MESSAGE = (
+    "An import into this catalog is queued or running; cancel it or wait for it to finish."
+)
+
+
+class CatalogBusy(ValidationError):
+    """The catalog cannot be deleted now: an import into it is queued or running."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +72,10 @@ def catalog_create(
     default_language: str,
     timezone: str,
     non_product_patterns: list[str] | None = None,
-    user: AbstractBaseUser | None = None,
+    user: AbstractBaseUser | AnonymousUser,
 ) -> Catalog:
     """Create a catalog; without patterns it gets the default non-product SKU patterns."""
+    require_perm(user, "marketing.add_catalog")
     name = name.strip()
     catalog = Catalog(
         name=name, currency=currency.upper(), default_language=default_language, timezone=timezone
@@ -82,9 +101,10 @@ def catalog_update(
     default_language: str,
     timezone: str,
     non_product_patterns: list[str],
-    user: AbstractBaseUser | None = None,
+    user: AbstractBaseUser | AnonymousUser,
 ) -> Catalog:
     """Rename or reconfigure a catalog. Patterns apply to future imports only."""
+    require_perm(user, "marketing.change_catalog")
     name = name.strip()
     _check(name=name, non_product_patterns=non_product_patterns, exclude_pk=catalog.pk)
     catalog.name = name
@@ -102,13 +122,24 @@ def catalog_update(
 
 
 @transaction.atomic
-def catalog_delete(*, catalog: Catalog, user: AbstractBaseUser | None = None) -> CatalogDeleted:
+def catalog_delete(*, catalog: Catalog, user: AbstractBaseUser | AnonymousUser) -> CatalogDeleted:
     """Delete a catalog with its products, events and uploads; customers and jobs stay.
+
+    Raises CatalogBusy while an import into the catalog is queued or running. The order of
+    locks matters: first the import's advisory lock (so a running import finishes, or has
+    not started writing), then the catalog row FOR UPDATE (so no new upload or job can
+    reference it until this commits: their foreign keys wait for the row), and only then the
+    check for active jobs, which nothing can change any more before the commit.
 
     Events go first in one set-based DELETE (their catalog index makes it cheap), so the
     cascade from products finds nothing left to collect row by row. Uploaded files are
     removed from storage only once the transaction has committed.
     """
+    require_perm(user, "marketing.delete_catalog")
+    _lock_against_imports(catalog.pk)
+    catalog = Catalog.objects.select_for_update().get(pk=catalog.pk)
+    if Job.objects.filter(catalog=catalog, kind=Job.Kind.IMPORT, status__in=Job.ACTIVE).exists():
+        raise CatalogBusy(IMPORT_ACTIVE_MESSAGE, code="import_active")
     name, pk = catalog.name, catalog.pk
     files = [
         (upload.file.storage, upload.file.name)
@@ -138,3 +169,11 @@ def catalog_delete(*, catalog: Catalog, user: AbstractBaseUser | None = None) ->
         events,
     )
     return CatalogDeleted(name=name, products=products, events=events, uploads=uploads)
+
+
+def _lock_against_imports(catalog_pk: int) -> None:
+    """Wait for the advisory lock an import into the catalog holds until it commits."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK_CLASS, catalog_pk])
+    # SQLite: one writer at a time already; an import's transaction holds the write lock.

@@ -7,6 +7,7 @@ job whose worker died (stale heartbeat) can be taken over.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import socket
@@ -19,11 +20,12 @@ from datetime import timedelta
 import psutil
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections, connection, transaction
+from django.db import OperationalError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from marketing.models import Job
+from marketing.permissions import require_perm
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,15 @@ def worker_name() -> str:
 
 
 def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
-    """Mark the job running for this worker; None if it is finished or another live worker has it."""
+    """Mark the job running for this worker; None if it is finished or another live worker has it.
+
+    A job cancelled meanwhile ends cancelled. A job that already ran MAX_JOB_ATTEMPTS times
+    (each attempt's worker died: out of memory, hard time limit) fails instead of running again.
+    """
+    if _cancel_flagged(job_id):
+        # job_cancel sets the cache flag first; its database write may not have happened
+        # (SQLite was busy with another import).
+        Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).update(cancel_requested=True)
     holder = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).values_list(
         "worker", flat=True
     )
@@ -90,9 +100,10 @@ def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
     claimable = Q(status=Job.Status.QUEUED) | Q(
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale), status=Job.Status.RUNNING
     )
+    max_attempts = settings.MAX_JOB_ATTEMPTS
     changed = (
         Job.objects.filter(claimable, pk=job_id)
-        .filter(cancel_requested=False)
+        .filter(cancel_requested=False, attempts__lt=max_attempts)
         .update(
             status=Job.Status.RUNNING,
             attempts=F("attempts") + 1,
@@ -113,6 +124,15 @@ def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
         cancelled.filter(status=Job.Status.RUNNING).update(
             status=Job.Status.CANCELLED, finished_at=now, message="Cancelled; nothing was changed"
         )
+        error = (
+            f"Gave up after {max_attempts} attempts: the worker kept dying "
+            "(out of memory or time limit?). Nothing was changed."
+        )
+        Job.objects.filter(
+            claimable, pk=job_id, cancel_requested=False, attempts__gte=max_attempts
+        ).update(status=Job.Status.FAILED, finished_at=now, error=error, message=error)
+        if not Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).exists():
+            _clear_cancel_flag(job_id)
         return None
     return Job.objects.get(pk=job_id)
 
@@ -140,9 +160,11 @@ class ProgressReporter:
             fields["message"] = message[:500]
         if connection.vendor == "sqlite" and connection.in_atomic_block:
             cache.set(_progress_key(self.job_id), fields, timeout=3600)
-            cancelled = bool(cache.get(_cancel_key(self.job_id)))
+            cancelled = _cancel_flagged(self.job_id)
         else:
             cancelled = _outside_transaction(lambda: _write_progress(self.job_id, fields))
+            # job_cancel sets the cache flag before its database write, which may have failed.
+            cancelled = cancelled or _cancel_flagged(self.job_id)
         if cancelled:
             raise JobCancelled()
 
@@ -158,6 +180,26 @@ def _progress_key(job_id: int) -> str:
 
 def _cancel_key(job_id: int) -> str:
     return f"job-cancel:{job_id}"
+
+
+def _cancel_flag_value(job: Job) -> str:
+    # The job's creation time, so a flag left behind never matches a later job with the same
+    # id (a database recreated while the cache was kept, as test runs do).
+    return job.created_at.isoformat()
+
+
+def _cancel_flagged(job_id: int, job: Job | None = None) -> bool:
+    """True when job_cancel flagged this job in the cache (see job_cancel)."""
+    flag = cache.get(_cancel_key(job_id))
+    if not flag:
+        return False
+    if job is None:
+        job = Job.objects.filter(pk=job_id).only("created_at").first()
+    return job is not None and flag == _cancel_flag_value(job)
+
+
+def _clear_cancel_flag(job_id: int) -> None:
+    cache.delete(_cancel_key(job_id))
 
 
 def _outside_transaction(fn: Callable):
@@ -183,12 +225,16 @@ def _outside_transaction(fn: Callable):
 
 
 def job_live_progress(job: Job) -> Job:
-    """Overlay progress a running SQLite job left in the cache (see ProgressReporter)."""
+    """Overlay what the cache knows about a running job: the progress a SQLite job cannot write
+    (see ProgressReporter) and a cancel request that may not have reached the row yet."""
     if job.status == Job.Status.RUNNING:
         fields = cache.get(_progress_key(job.pk))
         if fields:
             for name, value in fields.items():
                 setattr(job, name, value)
+    if job.is_active and (job.cancel_requested or _cancel_flagged(job.pk, job)):
+        job.cancel_requested = True
+        job.message = CANCELLING
     return job
 
 
@@ -230,9 +276,11 @@ def job_succeed(
         finished_at=timezone.now(),
         heartbeat_at=timezone.now(),
     )
+    _clear_cancel_flag(job_id)
 
 
 def job_fail(*, job_id: int, error: str, result: dict | None = None) -> None:
+    """Fail a job that has not ended otherwise (a succeeded or cancelled job stays so)."""
     fields = {
         "status": Job.Status.FAILED,
         "error": error,
@@ -241,7 +289,10 @@ def job_fail(*, job_id: int, error: str, result: dict | None = None) -> None:
     }
     if result is not None:
         fields["result"] = result
-    Job.objects.filter(pk=job_id).exclude(status=Job.Status.SUCCEEDED).update(**fields)
+    Job.objects.filter(pk=job_id).exclude(
+        status__in=(Job.Status.SUCCEEDED, Job.Status.CANCELLED)
+    ).update(**fields)
+    _clear_cancel_flag(job_id)
 
 
 def job_mark_cancelled(*, job_id: int) -> None:
@@ -250,23 +301,91 @@ def job_mark_cancelled(*, job_id: int) -> None:
         message="Cancelled; nothing was changed",
         finished_at=timezone.now(),
     )
+    _clear_cancel_flag(job_id)
 
 
-@transaction.atomic
-def job_cancel(*, job: Job) -> Job:
-    """Ask a job to stop. A queued job ends at once; a running one stops at its next checkpoint."""
-    if job.status == Job.Status.QUEUED:
-        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
-            cancel_requested=True,
-            status=Job.Status.CANCELLED,
-            message="Cancelled before it started",
-            finished_at=timezone.now(),
+CANCELLING = "Cancelling…"
+# Longer than a job waits and runs (hard time limit); jobs clear their flag when they end.
+_CANCEL_FLAG_TIMEOUT_S = 24 * 3600
+
+
+class CancelOutcome(enum.StrEnum):
+    CANCELLED = "cancelled"  # it was queued and ended at once
+    REQUESTED = "requested"  # it runs, and stops at its next checkpoint
+    FINISHED = "finished"  # it had already ended; nothing to cancel
+
+
+def job_cancel(*, job: Job, user) -> tuple[Job, CancelOutcome]:
+    """Ask a job to stop. A queued job ends at once; a running one stops at its next checkpoint.
+
+    The cache flag comes first and outside any transaction: the worker's ProgressReporter and
+    job_claim read it, so cancelling works even when the database write below cannot happen
+    now. On SQLite an import holds the only write lock for its whole transaction; there the
+    write waits only briefly and is otherwise left to the worker, which ends the job itself.
+    Every update is conditional on the status, so a job that ended meanwhile keeps its outcome.
+    """
+    require_perm(user, "marketing.change_job")
+    if not job.is_active:
+        return job, CancelOutcome.FINISHED
+    cache.set(_cancel_key(job.pk), _cancel_flag_value(job), timeout=_CANCEL_FLAG_TIMEOUT_S)
+    now = timezone.now()
+
+    def write() -> int:
+        Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(cancel_requested=True)
+        # A worker cannot claim the job once cancel_requested is set, so queued stays queued.
+        ended = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+            status=Job.Status.CANCELLED, message="Cancelled before it started", finished_at=now
         )
-    elif job.status == Job.Status.RUNNING:
-        Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
-        cache.set(_cancel_key(job.pk), True, timeout=24 * 3600)
+        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(message=CANCELLING)
+        return ended
+
+    # The worker sees the cache flag and writes the job's final state itself.
+    ended = write_unless_sqlite_busy(write, what=f"writing the cancel request of job {job.pk}")
     job.refresh_from_db()
-    return job
+    if job.is_active:
+        return job_live_progress(job), CancelOutcome.REQUESTED
+    _clear_cancel_flag(job.pk)  # nothing left to tell a worker
+    if ended:
+        return job, CancelOutcome.CANCELLED
+    return job, CancelOutcome.FINISHED  # it ended on its own before the request reached it
+
+
+def write_unless_sqlite_busy(fn: Callable[[], int], *, what: str, wait_ms: int = 250) -> int:
+    """fn(), but on SQLite give up after wait_ms waiting for the write lock (returns 0 then).
+
+    For writes that may be skipped or that someone else makes later. Inside a transaction
+    fn() runs as is: the lock is then already held, or the transaction would be left broken.
+    """
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        return fn()
+    try:
+        with sqlite_busy_timeout(wait_ms):
+            return fn()
+    except OperationalError as exc:
+        if not is_database_locked(exc):
+            raise
+        logger.info("database busy (an import is writing): skipped %s", what)
+        return 0
+
+
+def is_database_locked(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" (another connection holds the write lock)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+@contextmanager
+def sqlite_busy_timeout(ms: int) -> Iterator[None]:
+    """Make this SQLite connection wait at most ms for the write lock, then restore the wait."""
+    connection.ensure_connection()
+    with connection.cursor() as cur:
+        cur.execute("PRAGMA busy_timeout")
+        previous = int(cur.fetchone()[0])
+        cur.execute(f"PRAGMA busy_timeout = {int(ms)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(f"PRAGMA busy_timeout = {previous}")
 
 
 def jobs_orphaned_on_this_host(*, starting: bool = False) -> list[Job]:

@@ -15,6 +15,8 @@ CLEANING_LABELS = {
     "anonymous_events": "Events without a customer id (kept as anonymous)",
     "zero_price_lines": "Zero-price lines skipped",
     "formula_cells": "Formula-like cells stored as plain text",
+    "ambiguous_dates_assumed_month_first": "Dates like 01/02 read month first (nothing in the file decided)",
+    "ambiguous_dates_assumed_day_first": "Dates like 01/02 read day first (nothing in the file decided)",
 }
 
 

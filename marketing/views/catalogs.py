@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -38,7 +38,12 @@ def _abilities(request: HttpRequest) -> dict[str, bool]:
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def catalog_list(request: HttpRequest) -> HttpResponse:
-    context = {"rows": selectors.catalog_overview(), "nav": "catalogs", **_abilities(request)}
+    context = {
+        "rows": selectors.catalog_overview(),
+        "overview_scan": selectors.OVERVIEW_SCAN,
+        "nav": "catalogs",
+        **_abilities(request),
+    }
     return render(request, "marketing/catalog_list.html", context)
 
 
@@ -102,17 +107,26 @@ def catalog_update(request: HttpRequest, pk: int) -> HttpResponse:
 def catalog_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks for confirmation and shows what goes; only POST deletes."""
     catalog = _get_catalog_for_user(request, pk, perm="marketing.delete_catalog")
+    error = None
     if request.method == "POST":
-        deleted = catalog_services.catalog_delete(catalog=catalog, user=request.user)
-        messages.success(
-            request,
-            f"Catalog “{deleted.name}” deleted with {deleted.products:,} products and "
-            f"{deleted.events:,} events.",
-        )
-        return redirect("marketing:catalog-list")
+        try:
+            deleted = catalog_services.catalog_delete(catalog=catalog, user=request.user)
+        except Catalog.DoesNotExist as exc:  # deleted by someone else since the fetch above
+            raise Http404("No such catalog.") from exc
+        except catalog_services.CatalogBusy as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(
+                request,
+                f"Catalog “{deleted.name}” deleted with {deleted.products:,} products and "
+                f"{deleted.events:,} events.",
+            )
+            return redirect("marketing:catalog-list")
     context = {
         "catalog": catalog,
         "stats": selectors.catalog_stats(catalog=catalog),
+        "active_imports": selectors.catalog_active_imports(catalog=catalog),
+        "error": error,
         "nav": "catalogs",
     }
     return render(request, "marketing/catalog_confirm_delete.html", context)

@@ -6,11 +6,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from marketing.analytics.importing import ImportFileError
 from marketing.forms import MappingForm, UploadForm
 from marketing.models import Catalog, Upload
 from marketing.services import imports as import_services
+from marketing.uploads import ImportSizeLimitHandler, install_size_limit
 
 KIND_HELP = {
     Upload.Kind.PRODUCTS: "One row per product: SKU and title required; price, category, brand, "
@@ -43,11 +45,31 @@ def _get_upload_for_user(request: HttpRequest, pk: int) -> Upload:
     return upload
 
 
+@csrf_exempt
 def upload_create(request: HttpRequest, catalog_pk: int) -> HttpResponse:
+    """Store an upload; a file over IMPORT_MAX_BYTES is refused while it arrives.
+
+    The size-limit handler must be in place before anything reads the body, and the CSRF
+    check reads it (request.POST), so the check runs inside, after the handler is installed
+    (Django's "Modifying upload handlers on the fly"). Permission comes first: an outsider's
+    body is never parsed at all.
+    """
     catalog = _get_catalog_for_import(request, catalog_pk)
+    limiter = install_size_limit(request)
+    return _upload_create(request, catalog, limiter)
+
+
+@csrf_protect
+def _upload_create(
+    request: HttpRequest, catalog: Catalog, limiter: ImportSizeLimitHandler
+) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     file_error = None
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and limiter.error:
+        # The file was refused on the way in; show why, keeping the chosen kind.
+        file_error = limiter.error
+        form = UploadForm(initial={"kind": request.POST.get("kind")})
+    elif request.method == "POST" and form.is_valid():
         try:
             upload = import_services.upload_create(
                 catalog=catalog,

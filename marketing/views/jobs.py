@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import logging
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -17,6 +19,9 @@ from marketing import selectors
 from marketing.htmx import wants_partial
 from marketing.models import Job
 from marketing.services import jobs as job_services
+from marketing.services.jobs import CancelOutcome
+
+logger = logging.getLogger(__name__)
 
 REPORT_PREVIEW_ROWS = 50
 
@@ -68,14 +73,31 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+CANCEL_MESSAGES = {
+    CancelOutcome.CANCELLED: (
+        messages.SUCCESS,
+        "Cancelled before it started; nothing was changed.",
+    ),
+    CancelOutcome.REQUESTED: (
+        messages.INFO,
+        "Cancellation requested: the job stops at its next checkpoint and keeps nothing.",
+    ),
+    CancelOutcome.FINISHED: (messages.WARNING, "The job had already finished; nothing to cancel."),
+}
+
+
 @require_POST
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _get_job_for_user(request, pk, write=True)
-    if job.is_active:
-        job = job_services.job_cancel(job=job)
-        messages.info(request, "Cancellation requested; nothing the job did will be kept.")
+    job, outcome = job_services.job_cancel(job=job, user=request.user)
     if wants_partial(request):
-        return render(request, "marketing/_job_status.html", {"job": job})
+        # The swapped status card says what happened; a flash would show on the next page.
+        response = render(request, "marketing/_job_status.html", {"job": job})
+        if not job.is_active:
+            trigger_client_event(response, "job-finished", {"id": job.pk, "status": job.status})
+        return response
+    level, text = CANCEL_MESSAGES[outcome]
+    messages.add_message(request, level, text)
     return redirect(job)
 
 
@@ -83,8 +105,13 @@ def job_report(request: HttpRequest, pk: int) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     if not job.report_file:
         raise Http404("This job has no report.")
+    try:
+        fh = job.report_file.open("rb")
+    except OSError as exc:
+        logger.warning("report of job %s cannot be opened: %s", job.pk, exc)
+        raise Http404("The report file is no longer available.") from exc
     return FileResponse(
-        job.report_file.open("rb"),
+        fh,
         as_attachment=True,
         filename=f"job-{job.pk}-rejected-rows.csv",
         content_type="text/csv",
@@ -92,16 +119,25 @@ def job_report(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _report_preview(job: Job) -> dict | None:
-    """The first rows of the rejected-rows report, for the job page."""
+    """The first rows of the rejected-rows report, for the job page.
+
+    Reads only those rows (a report can have millions). The total comes from the job's result
+    when the import counted its issues; otherwise the page says only whether there are more.
+    """
     if not job.report_file:
         return None
-    rows = []
-    total = 0
-    with job.report_file.open("rb") as fh:
-        reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
-        header = next(reader, None)
-        for row in reader:
-            total += 1
-            if len(rows) < REPORT_PREVIEW_ROWS:
-                rows.append(row)
-    return {"header": header or [], "rows": rows, "total": total}
+    total = (job.result or {}).get("issues")
+    try:
+        with job.report_file.open("rb") as fh:
+            reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
+            header = next(reader, None) or []
+            rows = list(itertools.islice(reader, REPORT_PREVIEW_ROWS + 1))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        logger.warning("report of job %s cannot be read: %s", job.pk, exc)
+        return {"missing": True, "total": total}
+    return {
+        "header": header,
+        "rows": rows[:REPORT_PREVIEW_ROWS],
+        "more": len(rows) > REPORT_PREVIEW_ROWS,
+        "total": total,
+    }

@@ -12,7 +12,8 @@ from django.db import connection
 from marketing.analytics.importing import Cleaner, auto_map
 from marketing.models import Customer, Event, Job, Product, Upload
 from marketing.services import imports
-from marketing.services.imports import import_start, upload_create
+from marketing.services.imports import import_run, import_start, upload_create
+from tests.factories import JobFactory
 from tests.integration.conftest import wait_for
 
 JOB_TIMEOUT_S = 60
@@ -87,6 +88,35 @@ def finished(job: Job, *, timeout: float = JOB_TIMEOUT_S) -> Job:
 def run(catalog, user, kind: str, content: bytes, name: str = "") -> Job:
     """Upload, import through the worker, and return the finished job."""
     return finished(start(catalog, user, kind, content, name))
+
+
+def queued(
+    catalog, user, kind: str, content: bytes, name: str = "", *, mapping: dict | None = None
+) -> Job:
+    """Upload a file and create its queued import job without enqueuing it (no broker)."""
+    up = upload(catalog, user, kind, content, name)
+    return JobFactory(
+        catalog=catalog,
+        created_by=user,
+        status=Job.Status.QUEUED,
+        message="Queued",
+        params={
+            "upload_id": up.pk,
+            "mapping": mapping or auto_map(up.detected["columns"], kind),
+            "file": up.original_name,
+        },
+    )
+
+
+def run_inline(
+    catalog, user, kind: str, content: bytes, name: str = "", *, mapping: dict | None = None
+) -> Job:
+    """Upload and run the import in this process, without a broker or worker, and return the
+    finished job: the same service on whichever database the tests use (SQLite too)."""
+    job = queued(catalog, user, kind, content, name, mapping=mapping)
+    import_run(job_id=job.pk, worker="inline")
+    job.refresh_from_db()
+    return job
 
 
 def succeeded(job: Job) -> Job:

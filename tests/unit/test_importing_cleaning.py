@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from marketing.analytics.importing import (
     Cleaner,
+    CleanOptionError,
     CleanOptions,
     ImportFileError,
     Issue,
@@ -627,3 +628,234 @@ def test_chunk_size_does_not_change_the_result(rows, chunk_rows):
     assert whole.events["id"].is_unique
     accounted = len(whole.events) + whole.counts["duplicate_lines"] + whole.counts["rejected_rows"]
     assert accounted == whole.counts["rows_read"]
+
+
+# ---------------------------------------------------------------------- consent (C1)
+
+
+def test_online_retail_customers_have_unknown_consent_not_nan(csv_import):
+    run = csv_import(RETAIL, "online_retail", non_product_patterns=NON_PRODUCT)
+    consents = run.customers[["consent_email", "consent_sms", "consent_push", "consent_ads"]]
+    assert consents.dtypes.tolist() == [object] * 4
+    # None (unknown), never NaN: bool(NaN) is True and would grant consent.
+    assert all(v is None for v in consents.to_numpy().ravel().tolist())
+    assert all(v is None for r in run.customers.to_dict("records") for k, v in r.items()
+               if k.startswith("consent_"))  # fmt: skip
+
+
+def test_customer_consents_are_true_false_or_unknown(csv_import):
+    run = csv_import(
+        lines(
+            "customer_id,consent_email,consent_sms,consent_push,consent_ads",
+            "C1,true,false,,yes",
+            "C2,,,,",
+        ),
+        "customers",
+        chunk_rows=1,  # C2's chunk has only blanks
+    )
+    records = run.customers.to_dict("records")
+    assert [[r[f"consent_{c}"] for c in ("email", "sms", "push", "ads")] for r in records] == [
+        [True, False, None, True],
+        [None, None, None, None],
+    ]
+
+
+# -------------------------------------------------------------------------- NUL (I3)
+
+
+def test_cells_with_a_nul_character_reject_their_row(csv_import):
+    run = csv_import(
+        '{"sku": "A1", "title": "Mug\\u0000", "colour": "blue"}\n'
+        '{"sku": "B2", "title": "Plate", "colour": "wh\\u0000ite"}\n'
+        '{"sku": "C3", "title": "Bowl", "colour": "red"}\n',
+        "products",
+        name="products.jsonl",
+    )
+    assert run.products["sku"].tolist() == ["C3"]
+    assert [(i.row, i.column, i.value, i.reason) for i in run.issues] == [
+        (1, "title", "Mug\u2400", "contains a NUL character"),
+        (2, "colour", "wh\u2400ite", "contains a NUL character"),
+    ]
+    assert run.counts["rejected_rows"] == 2
+
+
+# ------------------------------------------------------------ values too large (I4)
+
+
+def test_unit_price_times_quantity_over_the_value_column_is_rejected(csv_import):
+    run = csv_import(
+        lines(
+            "sku,quantity,unit_price,occurred_at",
+            "A1,2000000000,9999999.99,2024-03-01",  # 2e16
+            "A1,100000,9999999.99,2024-03-01",  # 999,999,999,000: fits
+            "A1,2,2.50,2024-03-01",
+        ),
+        "events",
+    )
+    assert run.events["value"].tolist() == [999_999_999_000.0, 5.0]
+    assert [(i.row, i.column, i.reason) for i in run.issues] == [
+        (
+            2,
+            "unit_price",
+            "unit price × quantity is too large (the line value must be under 1,000,000,000,000)",
+        )
+    ]
+
+
+def test_online_retail_line_value_over_the_value_column_is_rejected(csv_import):
+    run = csv_import(
+        lines(
+            UCI,
+            "536365,85123A,HEART,2000000000,2010-12-01 08:26:00,999999.00,17850,United Kingdom",
+            "536366,22139,TEA SET,2,2010-12-01 08:28:00,4.25,17850,United Kingdom",
+        ),
+        "online_retail",
+    )
+    assert run.events["_row"].tolist() == [3]
+    assert [(i.row, i.column) for i in run.issues] == [(2, "UnitPrice")]
+    assert "too large" in run.issues[0].reason
+    assert run.products["sku"].tolist() == ["22139"]
+
+
+def test_value_that_rounds_up_to_the_limit_is_too_large(csv_import):
+    run = csv_import(
+        lines(EVENTS, "C1,A1,purchase,1,999999999999.999,2024-03-01,o", "C1,A1,purchase,1,"
+              "999999999999.99,2024-03-01,o2"),
+        "events",
+    )  # fmt: skip
+    assert [(i.row, i.reason) for i in run.issues] == [(2, "number too large")]
+    assert run.events["_row"].tolist() == [3]
+
+
+# ---------------------------------------------------------------------- ratings (I7)
+
+
+def test_fractional_ratings_are_rejected(csv_import):
+    run = csv_import(
+        lines(
+            "sku,rating,text",
+            "A1,3.5,Good",
+            "A1,4.0,Fine",
+            "A1,5.5,Too much",
+            'A1,"4,5",Comma',
+        ),
+        "reviews",
+    )
+    assert run.events["rating"].tolist() == [4.0]
+    assert [(i.row, i.reason) for i in run.issues] == [
+        (2, "rating must be a whole number from 1 to 5"),
+        (4, "rating outside 1..5"),
+        (5, "rating must be a whole number from 1 to 5"),
+    ]
+
+
+# ------------------------------------------------------------ catalog settings (I12)
+
+
+@pytest.mark.parametrize(
+    ("options", "option", "message"),
+    [
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone 'Mars/Olympus'"),
+        ({"timezone": ""}, "timezone", "unknown time zone ''"),
+        ({"non_product_patterns": ["POST", "(unclosed"]}, "non_product_patterns", "(unclosed"),
+        ({"non_product_patterns": [5]}, "non_product_patterns", "is not text"),
+    ],
+)
+def test_bad_catalog_settings_name_the_option(options, option, message):
+    with pytest.raises(CleanOptionError) as exc:
+        Cleaner("online_retail", auto_map(UCI.split(","), "online_retail"),
+                CleanOptions(catalog_id=1, **options))  # fmt: skip
+    assert exc.value.option == option
+    assert message in str(exc.value)
+    assert isinstance(exc.value, ValueError)  # still a ValueError for older callers
+
+
+# ------------------------------------------------------------ day/month order (I6)
+
+DATED = "sku,kind,occurred_at,source"
+
+
+def _dated(*dates: str) -> str:
+    return lines(DATED, *(f"A1,view,{d},s{i}" for i, d in enumerate(dates)))
+
+
+def _days(run) -> list[str]:
+    return [t.strftime("%Y-%m-%d") for t in run.events["occurred_at"]]
+
+
+def test_a_day_over_12_makes_the_whole_column_day_first(csv_import):
+    run = csv_import(_dated("01/02/2024", "13/02/2024 10:00", "03/04/2024"), "events")
+    assert _days(run) == ["2024-02-01", "2024-02-13", "2024-04-03"]
+    assert run.issues == []
+    assert "ambiguous_dates_assumed_month_first" not in run.counts
+
+
+def test_a_second_part_over_12_makes_the_column_month_first(csv_import):
+    run = csv_import(_dated("01/02/2024", "02/13/2024", "03-04-2024"), "events", dayfirst=True)
+    assert _days(run) == ["2024-01-02", "2024-02-13", "2024-03-04"]
+    assert run.issues == []
+
+
+def test_dates_that_never_show_their_order_follow_the_option_and_are_counted(csv_import):
+    dates = ("01/02/2024", "03/04/2024", "05/05/2024", "2024-06-07")
+    us = csv_import(_dated(*dates), "events")
+    assert _days(us) == ["2024-01-02", "2024-03-04", "2024-05-05", "2024-06-07"]
+    assert us.counts["ambiguous_dates_assumed_month_first"] == 2  # 05/05 reads the same
+    eu = csv_import(_dated(*dates), "events", dayfirst=True)
+    assert _days(eu) == ["2024-02-01", "2024-04-03", "2024-05-05", "2024-06-07"]
+    assert eu.counts["ambiguous_dates_assumed_day_first"] == 2
+
+
+def test_a_column_mixing_both_orders_rejects_the_dates_that_read_both_ways(csv_import):
+    run = csv_import(_dated("01/02/2024", "13/02/2024", "02/14/2024", "05/05/2024"), "events")
+    assert _days(run) == ["2024-02-13", "2024-02-14", "2024-05-05"]
+    assert [(i.row, i.column, i.value, i.reason) for i in run.issues] == [
+        (
+            2,
+            "occurred_at",
+            "01/02/2024",
+            "ambiguous mixed day/month order: the column has day/month (row 3) and "
+            "month/day (row 4) dates",
+        )
+    ]
+
+
+def test_a_later_chunk_may_confirm_the_assumed_order(csv_import):
+    run = csv_import(_dated("01/02/2024", "03/04/2024", "02/13/2024"), "events", chunk_rows=2)
+    assert _days(run) == ["2024-01-02", "2024-03-04", "2024-02-13"]
+    assert "ambiguous_dates_assumed_month_first" not in run.counts
+
+
+def test_a_later_chunk_contradicting_the_assumed_order_stops_the_import(csv_import):
+    with pytest.raises(ImportFileError) as exc:
+        csv_import(_dated("01/02/2024", "03/04/2024", "13/02/2024"), "events", chunk_rows=2)
+    assert exc.value.column == "occurred_at"
+    assert exc.value.reason == (
+        "row 4 ('13/02/2024') shows the dates are day/month, but 2 earlier dates such as "
+        "row 2 ('01/02/2024') were already read as month/day; write the dates as YYYY-MM-DD"
+    )
+
+
+def test_a_later_chunk_mixing_orders_after_two_way_dates_were_read_stops_the_import(csv_import):
+    with pytest.raises(ImportFileError, match="mix day/month order") as exc:
+        csv_import(_dated("13/02/2024", "01/02/2024", "02/14/2024"), "events", chunk_rows=2)
+    assert "row 3 ('01/02/2024') cannot be read reliably" in exc.value.reason
+
+
+def test_a_later_chunk_follows_the_order_an_earlier_one_showed(csv_import):
+    run = csv_import(_dated("13/02/2024", "14/02/2024", "01/02/2024"), "events", chunk_rows=2)
+    assert _days(run) == ["2024-02-13", "2024-02-14", "2024-02-01"]
+    assert run.issues == []
+
+
+def test_online_retail_dates_show_month_first(csv_import):
+    run = csv_import(
+        lines(
+            UCI,
+            "536365,85123A,HEART,6,12/01/2010 08:26,2.55,17850,United Kingdom",
+            "536366,22139,TEA SET,2,12/13/2010 08:28,4.25,17850,United Kingdom",
+        ),
+        "online_retail",
+        dayfirst=True,  # the file shows otherwise
+    )
+    assert _days(run) == ["2010-12-01", "2010-12-13"]

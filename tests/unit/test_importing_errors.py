@@ -1,6 +1,6 @@
 import pickle
 
-from marketing.analytics.importing import ImportFileError, Issue
+from marketing.analytics.importing import CleanOptionError, ImportFileError, Issue
 from marketing.analytics.importing.errors import short
 
 
@@ -40,3 +40,12 @@ def test_offending_values_are_cut_to_200_characters():
     assert len(short("x" * 500)) == 200
     assert short("ok") == "ok"
     assert short(None) == ""
+
+
+def test_nul_characters_in_offending_values_are_shown_as_a_symbol():
+    assert short("A\x001") == "A\u24001"
+
+
+def test_clean_option_error_survives_pickling():
+    err = pickle.loads(pickle.dumps(CleanOptionError("timezone", "unknown time zone 'X'")))
+    assert (err.option, err.reason, str(err)) == ("timezone", "unknown time zone 'X'", err.reason)

@@ -484,3 +484,134 @@ def test_csv_round_trip(rows, delimiter, encoding):
     got = [(r["sku"], r["title"], r["note"]) for r in _records(frames)]
     assert got == rows
     assert [r["_row"] for r in _records(frames)] == list(range(2, len(rows) + 2))
+
+
+# --------------------------------------------------------------- hostile and odd input
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "row"),
+    [
+        ("deep.json", DEEP, 1),
+        ("deep.json", '[{"sku": "A"}, {"sku": ' + DEEP + "}]", 2),
+        ("deep.jsonl", '{"sku": "A"}\n{"sku": ' + DEEP + "}\n", 2),
+        ("deep.jsonl", DEEP + "\n", 1),
+    ],
+)
+def test_deeply_nested_json_is_a_file_error_naming_the_record(tmp_path, name, content, row):
+    path = _write(tmp_path, name, content)
+    with pytest.raises(ImportFileError, match="nested too deeply") as exc:
+        sniff(path, name=name, max_bytes=10 * MB)
+    assert (exc.value.file, exc.value.row) == (name, row)
+
+
+def test_deeply_nested_json_line_after_the_sniffed_part_stops_the_import(tmp_path, monkeypatch):
+    monkeypatch.setattr(formats_module, "_SNIFF_JSON_RECORDS", 1)
+    good = "".join(f'{{"a": {i}}}\n' for i in range(10))
+    path = _write(tmp_path, "p.jsonl", good + '{"a": ' + DEEP + "}\n")
+    info = sniff(path, name="p.jsonl", max_bytes=10 * MB)
+    with pytest.raises(ImportFileError, match="nested too deeply") as exc:
+        list(iter_frames(path, info, name="p.jsonl"))
+    assert exc.value.row == 11
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("big.json", '[{"a": 1}, {"a": ' + "9" * 5000 + "}]"),
+        ("big.jsonl", '{"a": 1}\n{"a": ' + "9" * 5000 + "}\n"),
+    ],
+)
+def test_number_with_thousands_of_digits_is_a_file_error(tmp_path, name, content):
+    path = _write(tmp_path, name, content)
+    with pytest.raises(ImportFileError, match="a number has too many digits") as exc:
+        sniff(path, name=name, max_bytes=MB)
+    assert exc.value.row == 2
+
+
+def test_nul_in_a_json_cell_marks_the_row_and_the_sample_shows_no_nul(tmp_path):
+    path = _write(
+        tmp_path,
+        "p.jsonl",
+        '{"sku": "A\\u00001", "title": "Mug\\u0000"}\n{"sku": "B", "title": "Pl\\u0000ate"}\n'
+        '{"sku": "C", "title": "ok", "tags": ["x\\u0000"]}\n',
+    )
+    info, frames = _frames(path)
+    assert info.sample[0] == {"sku": "A\u24001", "title": "Mug\u2400", "tags": ""}
+    assert not any("\x00" in str(v) for r in info.sample for v in r.values())
+    rows = _records(frames)
+    assert [r["_nul"] for r in rows] == ["sku", "title", ""]  # the first such column
+    assert rows[2]["tags"] == '["x\\u0000"]'  # nested values are JSON text: NUL stays escaped
+
+
+def test_no_nul_column_without_nul(tmp_path):
+    _, frames = _frames(_write(tmp_path, "p.jsonl", '{"sku": "A"}\n'))
+    assert "_nul" not in frames[0]
+
+
+def test_nul_in_a_json_key_is_a_file_error(tmp_path):
+    path = _write(tmp_path, "p.json", '[{"sku\\u0000": "A", "title": "B"}]')
+    with pytest.raises(ImportFileError, match="name of column 1 contains a NUL character"):
+        sniff(path, name="p.json", max_bytes=MB)
+
+
+@pytest.mark.parametrize(
+    ("content", "hint"),
+    [
+        (codecs.BOM_UTF8 + b"sku,title\nA\x001,Mug\n", "NUL bytes"),
+        (codecs.BOM_UTF16_LE + "sku,title\nA1,Mug\n".encode("utf-16-le") + b"\x00\x00", "NUL"),
+        (
+            codecs.BOM_UTF16_LE
+            + ("sku,title\n" + "A1,Mug\n" * 5000 + "B\x00,x\n").encode("utf-16-le"),
+            "NUL",
+        ),
+    ],
+)
+def test_nul_in_a_csv_with_byte_order_mark_makes_it_binary(tmp_path, content, hint):
+    """As without a BOM: pandas' parser would silently cut the cell at the NUL."""
+    path = _write(tmp_path, "bom.csv", content)
+    with pytest.raises(ImportFileError, match="binary file") as exc:
+        sniff(path, name="bom.csv", max_bytes=MB)
+    assert hint in exc.value.reason
+
+
+def test_nul_column_name_is_reserved(tmp_path):
+    path = _write(tmp_path, "r.csv", "sku,_nul\nA,1\n")
+    with pytest.raises(ImportFileError, match="reserved"):
+        sniff(path, name="r.csv", max_bytes=MB)
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_old_mac_line_endings(tmp_path, monkeypatch, complete):
+    if not complete:
+        monkeypatch.setattr(formats_module, "SNIFF_BYTES", 40)  # the head ends mid-record
+    content = 'sku;title;price\r"A1";Mug;12,50\rB2;"Plate; big";8\rC3;Bowl;3\r'
+    info, frames = _frames(_write(tmp_path, "mac.csv", content))
+    assert (info.delimiter, info.columns) == (";", ["sku", "title", "price"])
+    assert [(r["sku"], r["title"], r["_row"]) for r in _records(frames)] == [
+        ("A1", "Mug", 2),
+        ("B2", "Plate; big", 3),
+        ("C3", "Bowl", 4),
+    ]
+
+
+def test_workbook_cell_with_nul_marks_the_row():
+    # XML cannot normally carry NUL (openpyxl refuses to write one): checked all the same.
+    frame = formats_module._xlsx_frame(
+        ["sku", "title"], [["A", "B\x00"], ["Mug", "Pan"]], [2, 3], ["", ""], False
+    )
+    assert frame["_nul"].tolist() == ["", "sku"]
+
+
+def test_nul_in_a_json_key_first_seen_after_the_sniffed_records_stops_the_import(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(formats_module, "_SNIFF_JSON_RECORDS", 2)
+    good = "".join(f'{{"a": {i}}}\n' for i in range(10))
+    path = _write(tmp_path, "p.jsonl", good + '{"a": 11, "t\\u0000g": "x"}\n')
+    info = sniff(path, name="p.jsonl", max_bytes=MB)
+    with pytest.raises(ImportFileError, match="field name contains a NUL character") as exc:
+        list(iter_frames(path, info, name="p.jsonl"))
+    assert exc.value.row == 11

@@ -4,12 +4,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from marketing.analytics.importing import CleanOptionError
 from marketing.analytics.importing.parsing import (
+    DAY_FIRST,
+    EITHER_ORDER,
+    MONTH_FIRST,
     NAT,
+    SAME_ORDER,
     check_timezone,
     formula_mask,
     parse_bools,
     parse_datetimes,
+    parse_datetimes_ordered,
     parse_ints,
     parse_languages,
     parse_numbers,
@@ -183,3 +189,52 @@ def test_scan_text_strips_and_flags():
     assert maybe
     values, maybe = scan_text(arr("a", "b"))
     assert values.tolist() == ["a", "b"] and not maybe
+
+
+def test_day_month_order_of_each_value():
+    ns, bad, order = parse_datetimes_ordered(
+        arr(
+            "01/02/2024",  # either way
+            "13/02/2024 10:00",  # only day first
+            "02/13/2024",  # only month first
+            "05/05/2024",  # the same either way
+            "1/2/24 3:05 pm",  # either way, read by the forgiving parser
+            "01.02.2024",  # dotted: always day first
+            "2024-02-01",
+            "",
+        ),
+        tz="UTC",
+        dayfirst=False,
+    )
+    assert order.tolist() == [
+        EITHER_ORDER, DAY_FIRST, MONTH_FIRST, SAME_ORDER, EITHER_ORDER, SAME_ORDER, SAME_ORDER, 0
+    ]  # fmt: skip
+    assert utc(ns)[:5] == [
+        "2024-01-02T00:00:00+00:00",
+        "2024-02-13T10:00:00+00:00",
+        "2024-02-13T00:00:00+00:00",
+        "2024-05-05T00:00:00+00:00",
+        "2024-01-02T15:05:00+00:00",
+    ]
+    assert not bad.any()
+
+
+def test_iso_dates_report_no_order_at_all():
+    _ns, _bad, order = parse_datetimes_ordered(
+        arr("2024-01-05 10:00", "2024-01-05T10:00:00Z", ""), tz="UTC", dayfirst=False
+    )
+    assert order is None
+
+
+@pytest.mark.parametrize("dayfirst", [False, True])
+def test_a_date_that_fits_one_order_only_is_read_in_it(dayfirst):
+    ns, bad = parse_datetimes(arr("13/02/2024", "02/13/2024", "13-02-2024"), tz="UTC",
+                              dayfirst=dayfirst)  # fmt: skip
+    assert utc(ns) == ["2024-02-13T00:00:00+00:00"] * 3
+    assert not bad.any()
+
+
+def test_bad_time_zone_names_the_option():
+    with pytest.raises(CleanOptionError) as exc:
+        check_timezone("Mars/Olympus")
+    assert exc.value.option == "timezone"

@@ -7,7 +7,7 @@ docs/import-core-contract.md.
 """
 
 from .cleaning import CleanedChunk, Cleaner, CleanOptions
-from .errors import ImportFileError, Issue
+from .errors import CleanOptionError, ImportFileError, Issue
 from .fields import EVENT_KINDS, FIELDS, KINDS, FieldSpec, auto_map, missing_required
 from .formats import SourceInfo, iter_frames, sniff
 
@@ -15,6 +15,7 @@ __all__ = [
     "EVENT_KINDS",
     "FIELDS",
     "KINDS",
+    "CleanOptionError",
     "CleanOptions",
     "CleanedChunk",
     "Cleaner",

@@ -24,9 +24,9 @@ from .chunk import (
     Chunk,
     empty_frame,
 )
-from .errors import KEPT_AS_TEXT, ImportFileError, Issue
-from .fields import FIELDS, QUANTITY_LIMIT, FieldSpec
-from .formats import EXTRA_COLUMN, ROW_COLUMN
+from .errors import KEPT_AS_TEXT, CleanOptionError, ImportFileError, Issue
+from .fields import FIELDS, QUANTITY_LIMIT, VALUE_LIMIT, FieldSpec
+from .formats import EXTRA_COLUMN, NUL_COLUMN, ROW_COLUMN
 from .keys import (
     KeyIndex,
     combine,
@@ -39,10 +39,14 @@ from .keys import (
 )
 from .kinds import KIND_HASHES, KIND_NAMES, RETURN, KindRules
 from .parsing import (
+    DAY_FIRST,
+    EITHER_ORDER,
+    MONTH_FIRST,
     NAT,
     check_timezone,
     longer_than,
     parse_datetimes,
+    parse_datetimes_ordered,
     parse_ints,
     parse_numbers,
 )
@@ -66,8 +70,20 @@ class CleanOptions:
     catalog_id: int
     timezone: str = "UTC"  # naive timestamps are in this zone
     non_product_patterns: list[str] | tuple[str, ...] = ()  # regexes on SKU, case-insensitive
-    dayfirst: bool = False  # 01/02/2024 is 1 February
+    # How to read 01/02/2024 when no date in its column shows the order (a day over 12):
+    # False is 2 January. Such rows are counted ("ambiguous_dates_assumed_month_first").
+    dayfirst: bool = False
     default_time: dt.datetime | None = None  # tz-aware; reviews without a date get it
+
+
+@dataclass
+class _DateOrder:
+    """What one date column has shown of its day/month order so far, as (row, value)."""
+
+    day_first: tuple[int, str] | None = None  # first date only day/month fits (13/02/2024)
+    month_first: tuple[int, str] | None = None  # first date only month/day fits (02/13/2024)
+    either: tuple[int, str] | None = None  # first date kept that reads both ways (01/02/2024)
+    assumed: int = 0  # dates read by CleanOptions.dayfirst while the order was still unknown
 
 
 @dataclass
@@ -111,17 +127,26 @@ class Cleaner(KindRules):
         self._natural = KeyIndex()  # natural event key -> occurrences so far
         self._titles: dict[str, str] = {}  # online_retail: last known description per SKU
         self._categories: dict[str, str] = {}  # reviews: last known category per SKU
+        self._date_orders: dict[str, _DateOrder] = {}  # source column -> order seen so far
         self._catalog_hash = hash_scalar(int(options.catalog_id))
         self._checked = False
 
     @staticmethod
     def _compile(patterns) -> re.Pattern | None:
         parts = []
+        if isinstance(patterns, str):
+            patterns = [patterns]
         for p in patterns or ():
+            if not isinstance(p, str):
+                raise CleanOptionError(
+                    "non_product_patterns", f"pattern {p!r} is not text (a regular expression)"
+                )
             try:
                 re.compile(p)
             except re.error as exc:
-                raise ValueError(f"bad non-product pattern {p!r}: {exc}") from None
+                raise CleanOptionError(
+                    "non_product_patterns", f"bad non-product pattern {p!r}: {exc}"
+                ) from None
             parts.append(f"(?:{p})")
         return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
@@ -142,6 +167,13 @@ class Cleaner(KindRules):
         if EXTRA_COLUMN in ch.frame:
             extra = ch.frame[EXTRA_COLUMN].to_numpy(dtype=object)
             ch.reject(extra != "", "", "more values than the header has columns", extra)
+        if NUL_COLUMN in ch.frame:
+            # No database text column can hold NUL (PostgreSQL refuses it outright).
+            where = ch.frame[NUL_COLUMN].to_numpy(dtype=object)
+            for col in pd.unique(where[where != ""]).tolist():
+                ch.reject(
+                    where == col, col, "contains a NUL character", ch.frame[col].to_numpy(object)
+                )
         products, customers, events = getattr(self, f"_clean_{self.kind}")(ch)
         issues = ch.issues()
         self.counts["rejected_rows"] += int(ch.rejected.sum())
@@ -156,7 +188,7 @@ class Cleaner(KindRules):
     # ------------------------------------------------------------ shared checks
 
     def _source_columns(self, frame: pd.DataFrame) -> list[str]:
-        return [c for c in frame.columns if c not in (ROW_COLUMN, EXTRA_COLUMN)]
+        return [c for c in frame.columns if c not in (ROW_COLUMN, EXTRA_COLUMN, NUL_COLUMN)]
 
     def _unmapped(self, frame: pd.DataFrame) -> list[str]:
         mapped = {c for c in self.mapping.values() if c}
@@ -189,7 +221,8 @@ class Cleaner(KindRules):
         col = ch.col(name)
         ch.reject(bad, col, "not a number", values)
         with np.errstate(invalid="ignore"):
-            ch.reject(np.abs(numbers) >= limit, col, "number too large", values)
+            # Compared as stored (2 decimals): 999999999999.999 would round up to the limit.
+            ch.reject(np.abs(np.round(numbers, 2)) >= limit, col, "number too large", values)
             if negative:
                 ch.reject(numbers < 0, col, negative, values)
         return numbers
@@ -213,13 +246,105 @@ class Cleaner(KindRules):
 
     def _datetimes(self, ch: Chunk, name: str, *, required: bool) -> np.ndarray:
         values = ch.raw(name)
-        if not ch.col(name):
+        col = ch.col(name)
+        if not col:
             return np.full(ch.n, NAT, dtype=np.int64)
-        ns, bad = parse_datetimes(values, tz=self.options.timezone, dayfirst=self.options.dayfirst)
-        ch.reject(bad, ch.col(name), "unparseable date", values)
+        state = self._date_orders.setdefault(col, _DateOrder())
+        dayfirst = self._dayfirst(state)
+        ns, bad, order = parse_datetimes_ordered(
+            values, tz=self.options.timezone, dayfirst=dayfirst
+        )
+        ch.reject(bad, col, "unparseable date", values)
+        if order is not None:
+            self._date_order(ch, col, state, values, ns, order, dayfirst)
         if required:
             self._required(ch, name, values)
         return ns
+
+    def _dayfirst(self, state: _DateOrder) -> bool:
+        """The column's day/month order if its dates showed exactly one, else the option."""
+        if (state.day_first is None) != (state.month_first is None):
+            return state.day_first is not None
+        return self.options.dayfirst
+
+    @property
+    def _assumed_key(self) -> str:
+        return f"ambiguous_dates_assumed_{'day' if self.options.dayfirst else 'month'}_first"
+
+    def _date_order(
+        self,
+        ch: Chunk,
+        col: str,
+        state: _DateOrder,
+        values: np.ndarray,
+        ns: np.ndarray,
+        order: np.ndarray,
+        parsed_dayfirst: bool,
+    ) -> None:
+        """Settle the day/month order of dates such as 01/02/2024 from the whole column.
+
+        A date whose day is over 12 shows the order (13/02/2024: day first). Dates that read
+        both ways follow it, even rows before it in the chunk; with no such date yet they
+        follow `CleanOptions.dayfirst` and are counted. A column showing both orders has
+        its two-way dates rejected. A later chunk that contradicts what earlier chunks
+        already read two ways stops the import: those rows cannot be taken back.
+        """
+        for kind, attr in ((DAY_FIRST, "day_first"), (MONTH_FIRST, "month_first")):
+            if getattr(state, attr) is None:
+                hit = np.flatnonzero(order == kind)
+                if hit.size:
+                    setattr(state, attr, (int(ch.rows[hit[0]]), str(values[hit[0]])))
+        either = np.flatnonzero(order == EITHER_ORDER)
+        if state.day_first is not None and state.month_first is not None:
+            (d_row, d_value), (m_row, m_value) = state.day_first, state.month_first
+            if state.either is not None:
+                e_row, e_value = state.either
+                raise ImportFileError(
+                    f"the dates mix day/month order (row {d_row}: {d_value!r}) and month/day "
+                    f"order (row {m_row}: {m_value!r}), so earlier dates such as row {e_row} "
+                    f"({e_value!r}) cannot be read reliably; write the dates as YYYY-MM-DD",
+                    column=col,
+                )
+            mask = np.zeros(ch.n, dtype=bool)
+            mask[either] = True
+            reason = (
+                f"ambiguous mixed day/month order: the column has day/month (row {d_row}) "
+                f"and month/day (row {m_row}) dates"
+            )
+            ch.reject(mask, col, reason, values)
+            return
+        if state.day_first is not None or state.month_first is not None:
+            dayfirst = state.day_first is not None
+            if state.assumed:
+                if dayfirst != self.options.dayfirst:
+                    row, value = state.day_first or state.month_first
+                    e_row, e_value = state.either
+                    shown, read = (
+                        ("day/month", "month/day") if dayfirst else ("month/day", "day/month")
+                    )
+                    raise ImportFileError(
+                        f"row {row} ({value!r}) shows the dates are {shown}, but "
+                        f"{state.assumed:,} earlier dates such as row {e_row} ({e_value!r}) "
+                        f"were already read as {read}; write the dates as YYYY-MM-DD",
+                        column=col,
+                    )
+                self._drop_assumed(state)  # the guess was right
+            if either.size and dayfirst != parsed_dayfirst:
+                ns[either] = parse_datetimes(
+                    values[either], tz=self.options.timezone, dayfirst=dayfirst
+                )[0]
+        elif either.size:
+            state.assumed += int(either.size)
+            self.counts[self._assumed_key] += int(either.size)
+        if either.size and state.either is None:
+            state.either = (int(ch.rows[either[0]]), str(values[either[0]]))
+
+    def _drop_assumed(self, state: _DateOrder) -> None:
+        key = self._assumed_key
+        self.counts[key] -= state.assumed
+        if self.counts[key] <= 0:
+            del self.counts[key]
+        state.assumed = 0
 
     def _dedupe_lines(self, ch: Chunk, idx: np.ndarray, line_hash: np.ndarray) -> np.ndarray:
         """Drop exact repeats of earlier lines (counted, not reported); returns kept idx."""
@@ -268,10 +393,29 @@ class Cleaner(KindRules):
         rating = self._number(ch, "rating", limit=np.inf)
         col = ch.col("rating")
         with np.errstate(invalid="ignore"):
-            ch.reject((rating < 1) | (rating > 5), col, "rating outside 1..5", ch.raw("rating"))
+            outside = (rating < 1) | (rating > 5)
+            ch.reject(outside, col, "rating outside 1..5", ch.raw("rating"))
+            # The database stores whole stars; 3.5 would be rounded differently per backend.
+            ch.reject(
+                ~outside & np.isfinite(rating) & (rating != np.floor(rating)),
+                col,
+                "rating must be a whole number from 1 to 5",
+                ch.raw("rating"),
+            )
         if required:
             self._required(ch, "rating", ch.raw("rating"))
         return rating
+
+    def _line_value(self, ch: Chunk, value: np.ndarray, computed: np.ndarray) -> None:
+        """Reject rows whose unit price × quantity (computed rows) the database cannot hold."""
+        with np.errstate(invalid="ignore"):
+            too_large = computed & (np.abs(np.round(value, 2)) >= VALUE_LIMIT)
+        ch.reject(
+            too_large,
+            ch.col("unit_price"),
+            f"unit price × quantity is too large (the line value must be under {VALUE_LIMIT:,.0f})",
+            ch.raw("unit_price"),
+        )
 
     def _rest_columns(self, ch: Chunk, also: tuple[str, ...] = ()) -> list[str]:
         """Source columns that are not part of the natural event key (for line identity)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 VALUE_MAX_CHARS = 200
+NUL_SHOWN_AS = "\u2400"  # SYMBOL FOR NULL: a visible stand-in for a NUL character
 
 
 class ImportFileError(Exception):
@@ -46,6 +47,21 @@ def _rebuild_file_error(
     return ImportFileError(reason, file=file, row=row, column=column)
 
 
+class CleanOptionError(ValueError):
+    """A catalog setting the cleaner cannot apply (time zone, non-product pattern).
+
+    `option` names the `CleanOptions` field, so the service can point at the setting.
+    """
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self):
+        return (CleanOptionError, (self.option, self.reason))
+
+
 @dataclass(frozen=True)
 class Issue:
     """One row-level problem, written to the rejected-rows CSV."""
@@ -62,8 +78,9 @@ KEPT_AS_TEXT = "kept as text"
 
 
 def short(value: object) -> str:
-    """The offending value as text, cut so a 1 MB cell cannot bloat the report."""
-    text = "" if value is None else str(value)
+    """The offending value as text, cut so a 1 MB cell cannot bloat the report; NUL characters
+    (which no database text column takes) are shown as a visible symbol."""
+    text = "" if value is None else str(value).replace("\x00", NUL_SHOWN_AS)
     if len(text) > VALUE_MAX_CHARS:
         return text[: VALUE_MAX_CHARS - 1] + "…"
     return text

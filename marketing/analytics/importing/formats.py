@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ImportFileError
+from .errors import NUL_SHOWN_AS, ImportFileError
 
 FORMATS = ("csv", "json", "jsonl", "xlsx")
 DELIMITERS = ",;\t|"
@@ -34,6 +34,11 @@ SNIFF_BYTES = 64 * 1024
 SAMPLE_RECORDS = 5
 ROW_COLUMN = "_row"
 EXTRA_COLUMN = "_extra"
+# Per row, the first column whose cell holds a NUL character ("" for none); only present when
+# some row has one, so the cleaner can reject those rows. CSV files never get it: a NUL byte
+# makes the whole file "binary" (pandas' parser would silently cut the cell at it).
+NUL_COLUMN = "_nul"
+_RESERVED = (ROW_COLUMN, EXTRA_COLUMN, NUL_COLUMN)
 # Extra names given to the CSV parser so a row with a few stray fields becomes one rejected
 # row instead of a parser error that stops the whole file.
 _SPARE_FIELDS = 4
@@ -134,8 +139,11 @@ def _with_sample(
     frame = _first_frame(path, info, name=name)
     if frame is None or frame.empty:
         raise ImportFileError("file has a header row but no data rows", file=name)
-    data = frame.drop(columns=[c for c in (ROW_COLUMN, EXTRA_COLUMN) if c in frame])
-    sample = data.head(SAMPLE_RECORDS).to_dict("records")
+    data = frame.drop(columns=[c for c in _RESERVED if c in frame])
+    sample = [
+        {k: v.replace("\x00", NUL_SHOWN_AS) for k, v in record.items()}
+        for record in data.head(SAMPLE_RECORDS).to_dict("records")
+    ]
     return SourceInfo(fmt, encoding, delimiter, list(columns), sample)
 
 
@@ -151,10 +159,14 @@ def _check_header(columns: list[str], *, name: str) -> None:
     if not columns or all(not c for c in columns):
         raise ImportFileError("no header row: the first row is empty", file=name, row=1)
     seen: set[str] = set()
-    for col in columns:
+    for i, col in enumerate(columns, start=1):
+        if "\x00" in col:
+            raise ImportFileError(
+                f"the name of column {i} contains a NUL character", file=name, row=1
+            )
         if col in seen:
             raise ImportFileError(f"duplicate column name {col!r}", file=name, row=1, column=col)
-        if col in (ROW_COLUMN, EXTRA_COLUMN):
+        if col in _RESERVED:
             raise ImportFileError(
                 f"column name {col!r} is reserved; rename it", file=name, row=1, column=col
             )
@@ -194,8 +206,10 @@ def _detect_encoding(path: Path, head: bytes, *, name: str) -> str:
     defines (curly quotes, €): in Latin-1 those are invisible control characters.
     """
     if head.startswith(codecs.BOM_UTF8):
+        _check_no_nul(path, None, name=name)
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        _check_no_nul(path, "utf-16", name=name)
         return "utf-16"
     for magic, reason in _BINARY_MAGIC.items():
         if head.startswith(magic):
@@ -222,6 +236,26 @@ def _detect_encoding(path: Path, head: bytes, *, name: str) -> str:
             except UnicodeDecodeError:
                 utf8 = False
     return "utf-8" if utf8 else _latin_family(path)
+
+
+def _check_no_nul(path: Path, encoding: str | None, *, name: str) -> None:
+    """A file with a byte-order mark is text; a NUL in it still makes it binary, as in any
+    other file (decoded first for UTF-16, whose every ASCII character has a zero byte)."""
+    if encoding is None:
+        with path.open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                if b"\x00" in block:
+                    raise ImportFileError(_BINARY + " (it contains NUL bytes)", file=name)
+        return
+    try:
+        with path.open("r", encoding=encoding, newline="") as fh:
+            while block := fh.read(_BLOCK):
+                if "\x00" in block:
+                    raise ImportFileError(_BINARY + " (it contains NUL characters)", file=name)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            f"cannot decode the file as {encoding}: {exc.reason}", file=name
+        ) from None
 
 
 def _latin_family(path: Path) -> str:
@@ -265,6 +299,8 @@ def _detect_format(text: str, ext: str) -> str:
         lines = [ln for ln in stripped.split("\n", 2)[:2] if ln.strip()]
         try:
             json.loads(lines[0])
+        except RecursionError:
+            pass  # a whole (if absurdly deep) value: reading the records will say so
         except ValueError:
             return "json"
         return "jsonl" if len(lines) > 1 else "json"
@@ -277,8 +313,9 @@ def sniff_delimiter(text: str, *, complete: bool = True) -> str:
 
     complete=False: text is the start of a longer file, so its last record may be cut.
     """
-    if not complete and "\n" in text:
-        text = text[: text.rindex("\n") + 1]
+    end = max(text.rfind("\n"), text.rfind("\r"))  # a lone \r ends records too (old Macs)
+    if not complete and end >= 0:
+        text = text[: end + 1]
     try:
         guess = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
     except csv.Error:
@@ -293,7 +330,7 @@ def sniff_delimiter(text: str, *, complete: bool = True) -> str:
 def _consistency(sample: str, delimiter: str, *, complete: bool) -> tuple[float, int]:
     """(share of the first records with the header's field count, header field count)."""
     rows: list[list[str]] = []
-    reader = csv.reader(io.StringIO(sample), delimiter=delimiter, strict=True)
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, strict=True)
     try:
         for row in reader:
             if row:
@@ -318,7 +355,8 @@ def _consistency(sample: str, delimiter: str, *, complete: bool) -> tuple[float,
 
 def _csv_header(text: str, delimiter: str, *, name: str) -> list[str]:
     try:
-        first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+        # newline="": records may end in \n, \r\n or a lone \r (old Mac exports).
+        first = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
     except csv.Error as exc:
         raise ImportFileError(f"cannot read the header row: {exc}", file=name, row=1) from None
     return _name_columns(first)
@@ -341,11 +379,11 @@ def iter_frames(
         yield from _iter_csv(path, info, name=name, chunk_rows=chunk_rows)
     elif info.format == "jsonl":
         yield from _records_to_frames(
-            _iter_jsonl(path, info.encoding, name=name), info.columns, chunk_rows
+            _iter_jsonl(path, info.encoding, name=name), info.columns, chunk_rows, name=name
         )
     elif info.format == "json":
         yield from _records_to_frames(
-            _iter_json_array(path, info.encoding, name=name), info.columns, chunk_rows
+            _iter_json_array(path, info.encoding, name=name), info.columns, chunk_rows, name=name
         )
     elif info.format == "xlsx":
         yield from _iter_xlsx(path, info, name=name, chunk_rows=chunk_rows)
@@ -492,8 +530,10 @@ def _iter_jsonl(path: Path, encoding: str | None, *, name: str) -> Iterator[tupl
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
-                raise ImportFileError(f"invalid JSON: {exc.msg}", file=name, row=lineno) from None
+            except (ValueError, RecursionError) as exc:
+                raise ImportFileError(
+                    f"invalid JSON: {_json_error(exc)}", file=name, row=lineno
+                ) from None
             if not isinstance(obj, dict):
                 raise ImportFileError(
                     f"each line must be a JSON object, found {_json_type(obj)}",
@@ -552,6 +592,12 @@ def _iter_json_array(path: Path, encoding: str | None, *, name: str) -> Iterator
                 raise ImportFileError(
                     f"invalid JSON in record {index + 1}: {exc.msg}", file=name, row=index + 1
                 ) from None
+            except (ValueError, RecursionError) as exc:
+                raise ImportFileError(
+                    f"invalid JSON in record {index + 1}: {_json_error(exc)}",
+                    file=name,
+                    row=index + 1,
+                ) from None
             if end >= len(buf) and not eof:
                 # A number at the very end of the buffer may continue in the next block.
                 more = fh.read(_BLOCK)
@@ -570,6 +616,17 @@ def _iter_json_array(path: Path, encoding: str | None, *, name: str) -> Iterator
             expect_value = False
             if pos > _BLOCK:
                 buf, pos = buf[pos:], 0
+
+
+def _json_error(exc: Exception) -> str:
+    """What is wrong with a JSON value, without the parser's internals."""
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if "digits" in str(exc):  # int("9" * 5000): Python refuses numbers over 4300 digits
+        return "a number has too many digits"
+    return str(exc)
 
 
 def _skip_ws(buf: str, pos: int) -> int:
@@ -614,7 +671,7 @@ def _json_columns(path: Path, encoding: str | None, *, name: str) -> list[str]:
 
 
 def _records_to_frames(
-    records: Iterator[tuple[int, dict]], columns: list[str], chunk_rows: int
+    records: Iterator[tuple[int, dict]], columns: list[str], chunk_rows: int, *, name: str
 ) -> Iterator[pd.DataFrame]:
     """Batch (row, object) pairs into frames; keys the sniff did not see become columns."""
     batch_rows: list[int] = []
@@ -623,16 +680,21 @@ def _records_to_frames(
         batch_rows.append(row)
         batch.append(obj)
         if len(batch) >= chunk_rows:
-            yield _records_frame(batch, batch_rows, columns)
+            yield _records_frame(batch, batch_rows, columns, name=name)
             batch, batch_rows = [], []
     if batch:
-        yield _records_frame(batch, batch_rows, columns)
+        yield _records_frame(batch, batch_rows, columns, name=name)
 
 
-def _records_frame(batch: list[dict], rows: list[int], columns: list[str]) -> pd.DataFrame:
+def _records_frame(
+    batch: list[dict], rows: list[int], columns: list[str], *, name: str
+) -> pd.DataFrame:
     actual: dict[str, None] = {}
     for obj in batch:
         actual.update(dict.fromkeys(obj))
+    if "\x00" in "".join(actual):  # a key first seen after the sniffed records
+        row = next(r for r, obj in zip(rows, batch, strict=True) if "\x00" in "".join(obj))
+        raise ImportFileError("a field name contains a NUL character", file=name, row=row)
     stripped: dict[str, str] = {}
     for key in actual:
         col = key.strip()
@@ -642,9 +704,28 @@ def _records_frame(batch: list[dict], rows: list[int], columns: list[str]) -> pd
     source_key = {col: col if col in actual else stripped.get(col, col) for col in columns}
     for col, key in stripped.items():
         source_key.setdefault(col, key)
-    data = {col: [_json_text(obj.get(key)) for obj in batch] for col, key in source_key.items()}
+    try:
+        data = {col: [_json_text(obj.get(key)) for obj in batch] for col, key in source_key.items()}
+    except RecursionError:
+        # json.loads accepted the value, but writing it back as a cell went deeper still.
+        raise ImportFileError(
+            "invalid JSON: values nested too deeply", file=name, row=rows[0]
+        ) from None
     frame = pd.DataFrame(data, dtype=object)
     frame[ROW_COLUMN] = np.asarray(rows, dtype=np.int64)
+    return _mark_nul(frame, data)
+
+
+def _mark_nul(frame: pd.DataFrame, data: dict[str, list[str]]) -> pd.DataFrame:
+    """Add NUL_COLUMN when a cell holds a NUL character (a JSON "\\u0000"; workbook cells
+    are checked as well): per row the first such column, so the cleaner rejects that row."""
+    hits = [col for col, values in data.items() if "\x00" in "".join(values)]
+    if not hits:
+        return frame
+    where = np.full(len(frame), "", dtype=object)
+    for col in reversed(hits):  # the first column wins
+        where[["\x00" in v for v in data[col]]] = col
+    frame[NUL_COLUMN] = where
     return frame
 
 
@@ -757,8 +838,9 @@ def _iter_xlsx(
 
 
 def _xlsx_frame(columns, data, rows, extra, has_extra) -> pd.DataFrame:
-    frame = pd.DataFrame(dict(zip(columns, data, strict=True)), dtype=object)
+    cells = dict(zip(columns, data, strict=True))
+    frame = pd.DataFrame(cells, dtype=object)
     frame[ROW_COLUMN] = np.asarray(rows, dtype=np.int64)
     if has_extra:
         frame[EXTRA_COLUMN] = extra
-    return frame
+    return _mark_nul(frame, cells)

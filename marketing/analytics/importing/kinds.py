@@ -220,7 +220,9 @@ class KindRules:
             )
             quantity = np.abs(quantity)
             if ch.col("unit_price"):
-                value = np.where(np.isnan(value), price * quantity, value)
+                computed = np.isnan(value) & ~np.isnan(price)
+                value = np.where(computed, price * quantity, value)
+                self._line_value(ch, value, computed)
             value_col = ch.col("value") or ch.col("unit_price")
             ch.reject(
                 (value < 0) & ~is_return,
@@ -362,6 +364,7 @@ class KindRules:
             kind = np.where(cancelled | (quantity < 0), RETURN, PURCHASE).astype(np.int8)
             quantity = np.abs(quantity)
             value = quantity * price
+        self._line_value(ch, value, alive & ~skipped)
 
         idx = np.flatnonzero(~ch.rejected & ~skipped & ~zero)
         events, idx = self._emit_events(
@@ -424,10 +427,9 @@ class KindRules:
                 "name": "",
                 "country": np.array([country_of.get(c, "") for c in ids], dtype=object),
                 "language": "",
-                "consent_email": None,
-                "consent_sms": None,
-                "consent_push": None,
-                "consent_ads": None,
+                # Invoices say nothing about consent: unknown (None; a scalar None would
+                # become NaN, which reads as True).
+                **{c: np.full(ids.size, None, dtype=object) for c in _CONSENTS},
                 "attributes": [{} for _ in range(ids.size)],
                 ROW_COLUMN: people["row"].to_numpy(dtype=np.int64),
             },
@@ -437,6 +439,8 @@ class KindRules:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_CONSENTS = ("consent_email", "consent_sms", "consent_push", "consent_ads")
 
 
 def _integral_id(text: str) -> str:

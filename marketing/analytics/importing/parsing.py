@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from .errors import CleanOptionError
+
 NAT = np.iinfo(np.int64).min  # int64 view of NaT
 
 _WS = " \t\r\n\xa0\u3000"
@@ -217,6 +219,11 @@ _TIME_FORMATS_MDY = (
     "%m/%d/%Y %H:%M:%S",
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m-%d-%Y %H:%M:%S",
+    "%m-%d-%Y %H:%M",
+    "%m-%d-%Y",
     "%m/%d/%y %H:%M",
     "%m/%d/%y",
 )
@@ -224,6 +231,8 @@ _TIME_FORMATS_DMY = (
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y %H:%M",
     "%d/%m/%Y",
+    "%d/%m/%Y %I:%M:%S %p",
+    "%d/%m/%Y %I:%M %p",
     "%d-%m-%Y %H:%M:%S",
     "%d-%m-%Y %H:%M",
     "%d-%m-%Y",
@@ -239,13 +248,21 @@ _TIME_FORMATS_ANY = (
     "%Y/%m/%d",
 )
 
+# Day/month order of a date written with its day and month first (01/02/2024, 1-2-24): what
+# `parse_datetimes_ordered` reports per value. Dotted dates (01.02.2024) are always day first.
+SAME_ORDER = 0  # no such date, or one that reads the same either way (05/05/2024)
+DAY_FIRST = 1  # only day/month makes sense (13/02/2024)
+MONTH_FIRST = 2  # only month/day makes sense (02/13/2024)
+EITHER_ORDER = 3  # both make sense and give different dates (01/02/2024)
+_NUMERIC_DATE = re.compile(r"\s*(\d{1,2})[/-](\d{1,2})[/-](?:\d{4}|\d{2})(?![\d/-])")
+
 
 def check_timezone(tz: str) -> str:
     """Fail early (ValueError) on a time zone name the importer could not apply."""
     try:
         ZoneInfo(tz)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r}") from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CleanOptionError("timezone", f"unknown time zone {tz!r}") from exc
     return tz
 
 
@@ -256,8 +273,22 @@ def parse_datetimes(
 
     Naive times are read in `tz`. ISO 8601 is parsed in bulk; other shapes (12/01/2010
     08:26, 01.12.2010, epoch seconds, "1 March 2024") only for the values that failed.
+    A date such as 01/02/2024 is read day first when `dayfirst`; one that only makes sense
+    in one order (13/02/2024) is read in that order.
+    """
+    ns, bad, _order = parse_datetimes_ordered(values, tz=tz, dayfirst=dayfirst)
+    return ns, bad
+
+
+def parse_datetimes_ordered(
+    values: np.ndarray, *, tz: str, dayfirst: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`parse_datetimes`, plus the day/month order each value shows (SAME_ORDER, DAY_FIRST,
+    MONTH_FIRST, EITHER_ORDER; int8), or None when no value is a day-month-year date (every
+    ISO 8601 file: the fast path pays nothing for it).
     """
     out = np.full(values.size, NAT, dtype=np.int64)
+    order = None
     filled = np.flatnonzero(values != "")
     if filled.size:
         sub = values[filled]
@@ -265,10 +296,14 @@ def parse_datetimes(
         failed = parsed == NAT
         if failed.any():
             codes, uniques = pd.factorize(sub[failed], use_na_sentinel=False)
-            parsed[failed] = _parse_other(np.asarray(uniques, dtype=object), tz, dayfirst)[codes]
+            other, other_order = _parse_other(np.asarray(uniques, dtype=object), tz, dayfirst)
+            parsed[failed] = other[codes]
+            if other_order.any():
+                order = np.zeros(values.size, dtype=np.int8)
+                order[filled[failed]] = other_order[codes]
         out[filled] = parsed
     bad = (values != "") & (out == NAT)
-    return out, bad
+    return out, bad, order
 
 
 def _localize(index: pd.DatetimeIndex, tz: str) -> np.ndarray:
@@ -331,14 +366,17 @@ def _offset_ns(suffix: str) -> int:
     return sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000_000
 
 
-def _parse_other(values: np.ndarray, tz: str, dayfirst: bool) -> np.ndarray:
-    """Distinct non-ISO values -> UTC nanoseconds (NAT where unparseable).
+def _parse_other(values: np.ndarray, tz: str, dayfirst: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct non-ISO values -> (UTC nanoseconds, NAT where unparseable; day/month order).
 
-    Common spreadsheet layouts are tried as whole-array formats first; the forgiving
-    per-value parser only sees what is left (month names, odd separators).
+    Common spreadsheet layouts are tried as whole-array formats first: the preferred
+    day/month order, then the other one (13/02/2024 only parses day first), then layouts
+    without the question. The forgiving per-value parser only sees what is left (month
+    names, odd separators).
     """
     values = strip(values)
     out = np.full(values.size, NAT, dtype=np.int64)
+    order = np.zeros(values.size, dtype=np.int8)
     digits = np.fromiter(map(str.isdigit, values), dtype=bool, count=values.size)
     # Unix time: 10 digits are seconds, 13 are milliseconds (2001-2286); other numbers are
     # not dates (a bare "5" is not the 5th of this month).
@@ -348,17 +386,29 @@ def _parse_other(values: np.ndarray, tz: str, dayfirst: bool) -> np.ndarray:
         if hit.any():
             out[hit] = values[hit].astype(np.int64) * unit
     todo = np.flatnonzero(~digits & (lengths > 0))
-    formats = (_TIME_FORMATS_DMY if dayfirst else _TIME_FORMATS_MDY) + _TIME_FORMATS_ANY
+    families = [(_TIME_FORMATS_MDY, MONTH_FIRST), (_TIME_FORMATS_DMY, DAY_FIRST)]
+    if dayfirst:
+        families.reverse()
+    families.append((_TIME_FORMATS_ANY, None))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for fmt in formats:
-            if todo.size == 0:
-                break
-            index = pd.DatetimeIndex(pd.to_datetime(values[todo], format=fmt, errors="coerce"))
-            ok = ~index.isna()
-            if ok.any():
-                out[todo[ok]] = _localize(index[ok], tz)
-                todo = todo[~ok]
+        for formats, family in families:
+            for fmt in formats:
+                if todo.size == 0:
+                    break
+                index = pd.DatetimeIndex(pd.to_datetime(values[todo], format=fmt, errors="coerce"))
+                ok = ~index.isna()
+                if ok.any():
+                    hit, index = todo[ok], index[ok]
+                    out[hit] = _localize(index, tz)
+                    if family is not None:
+                        # Read in this family's order: a day over 12 proves the order, a
+                        # different day and month could be read the other way too.
+                        day, month = index.day.to_numpy(), index.month.to_numpy()
+                        order[hit] = np.where(
+                            day == month, SAME_ORDER, np.where(day > 12, family, EITHER_ORDER)
+                        )
+                    todo = todo[~ok]
         for i in todo.tolist():
             text = values[i]
             if len(text) > 64 or not any(c.isdigit() for c in text):
@@ -367,7 +417,22 @@ def _parse_other(values: np.ndarray, tz: str, dayfirst: bool) -> np.ndarray:
                 out[i] = _ts_ns(pd.Timestamp(pd.to_datetime(text, dayfirst=dayfirst)), tz)
             except (ValueError, OverflowError, TypeError):
                 continue
-    return out
+            if out[i] != NAT:
+                order[i] = _order_of(text)
+    return out, order
+
+
+def _order_of(text: str) -> int:
+    """Day/month order of one date that starts with its day and month (1/2/24 3pm)."""
+    m = _NUMERIC_DATE.match(text)
+    if not m:
+        return SAME_ORDER
+    a, b = int(m.group(1)), int(m.group(2))
+    if a == b or not (1 <= a <= 31 and 1 <= b <= 31) or (a > 12 and b > 12):
+        return SAME_ORDER
+    if a > 12:
+        return DAY_FIRST
+    return MONTH_FIRST if b > 12 else EITHER_ORDER
 
 
 def _ts_ns(ts: pd.Timestamp, tz: str) -> int:

@@ -26,9 +26,11 @@ class _IssueWriter:
         self.file_name = file_name
         self.rejected_rows: set[int] = set()
         self.kept = 0
+        self.lines = 0  # issues written: the report's row count
 
     def write(self, issues: Iterable[Issue]) -> None:
         for issue in issues:
+            self.lines += 1
             if issue.action == "rejected":
                 self.rejected_rows.add(issue.row)
             else:

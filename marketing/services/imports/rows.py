@@ -60,6 +60,12 @@ def _mapped(mapping: dict, names: Iterable[str], kind: str) -> list[str]:
     return [n for n in names if mapping.get(n) or (n == "name" and mapping.get("first_name"))]
 
 
+def _is_true(value) -> bool:
+    """Only a real True grants consent: None (unknown) and NaN (what pandas makes of None in
+    some frames, and which bool() reads as True) do not."""
+    return isinstance(value, bool | np.bool_) and bool(value)
+
+
 def _clean_value(name: str, value):
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -81,6 +87,10 @@ def _merge_record(
         value = _clean_value(name, record.get(name))
         if value is None or value == "":
             continue  # an empty cell never blanks stored data
+        if name.startswith("consent_"):
+            if not isinstance(value, bool | np.bool_):
+                continue  # consent changes only on a real yes or no
+            value = bool(value)
         if name in max_lengths:
             value = str(value)[: max_lengths[name]]
         if getattr(obj, name) != value:
@@ -193,7 +203,7 @@ class _ProductIndex(_RecordIndex):
 
     def _build(self, r: dict) -> Product:
         price = _clean_value("price", r.get("price"))
-        in_stock = r.get("in_stock")
+        in_stock = _clean_value("in_stock", r.get("in_stock"))
         return Product(
             catalog=self.catalog,
             sku=r["sku"],
@@ -254,7 +264,7 @@ class _CustomerIndex(_RecordIndex):
 
     def _build(self, r: dict) -> Customer:
         def flag(name: str) -> bool:
-            return bool(r.get(name)) if r.get(name) is not None else False
+            return _is_true(r.get(name))  # blank or unknown: no consent
 
         return Customer(
             external_id=r["external_id"],

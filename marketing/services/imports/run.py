@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import tempfile
+import traceback
 from pathlib import Path
 
+import psycopg
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DataError, OperationalError, connection, transaction
 
 from marketing.analytics.importing import (
     Cleaner,
+    CleanOptionError,
     CleanOptions,
     ImportFileError,
     SourceInfo,
     iter_frames,
     sniff,
 )
+from marketing.analytics.importing.errors import NUL_SHOWN_AS
 from marketing.models import Catalog, Job, Upload
 from marketing.services.jobs import (
     JobCancelled,
@@ -43,6 +48,23 @@ from .rows import _CustomerIndex, _KeyStatus, _ProductIndex
 logger = logging.getLogger("marketing.services.imports")
 
 _NO_EVENTS = (Upload.Kind.PRODUCTS, Upload.Kind.CUSTOMERS)
+CATALOG_DELETED = "the catalog was deleted while the import was queued"
+
+# The catalog settings the cleaner reads, as the catalog form labels them.
+_CATALOG_SETTINGS = {"timezone": "time zone", "non_product_patterns": "non-product patterns"}
+
+# SQLSTATEs of values the database refused, in words; the server's own text may quote the
+# value (a customer's email address), so it is never shown or logged.
+_DATA_ERRORS = {
+    "22001": "a value is longer than its column allows",
+    "22003": "a number is too large for its column",
+    "22007": "a date it cannot read",
+    "22008": "a date outside the range it can store",
+    "22021": "a character it cannot store (such as NUL)",
+    "22P02": "a value it cannot read as its column's type",
+    "22P05": "a character it cannot store (such as NUL)",
+}
+_COPY_COLUMN = re.compile(r"\bCOPY \w+, line \d+, column (\w+)")
 
 
 def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
@@ -60,14 +82,14 @@ def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
     except ImportFileError as exc:
         if not exc.file:  # the cleaner's errors (a missing column) do not know the file's name
             exc.file = job.params.get("file", "")
-        job_fail(job_id=job.pk, error=str(exc))
+        job_fail(job_id=job.pk, error=str(exc).replace("\x00", NUL_SHOWN_AS))
     except OperationalError:
         # Transient database trouble: let the task retry; make the job claimable again.
         with contextlib.suppress(OperationalError):
             job_release(job_id=job.pk)
         raise
     except Exception as exc:
-        logger.exception("import job %s failed", job.pk)
+        _log_failure(job.pk, exc)
         job_fail(
             job_id=job.pk, error=f"Unexpected error ({type(exc).__name__}); nothing was changed."
         )
@@ -87,8 +109,40 @@ def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
         issues_path.unlink(missing_ok=True)
 
 
+def _log_failure(job_id: int, exc: BaseException) -> None:
+    """Log an unexpected failure by type and code location only.
+
+    The message of a database error carries the server's DETAIL and CONTEXT lines, which
+    quote the offending row (email addresses, names); logger.exception would copy them into
+    the logs. The frames (file, line, code) say where it broke without any data.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    logger.error(
+        "import job %s failed: %s (message withheld: it may quote file data)\n%s",
+        job_id,
+        type(exc).__name__,
+        frames,
+    )
+
+
+def _data_error(exc: Exception) -> ImportFileError:
+    """A value the database refused (past the cleaner's checks), named without the value."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    what = _DATA_ERRORS.get(sqlstate) or f"a value it refused ({type(cause or exc).__name__})"
+    diag = getattr(cause, "diag", None)
+    found = _COPY_COLUMN.search(getattr(diag, "context", None) or "")
+    column = f" in column {found.group(1)!r}" if found else ""
+    return ImportFileError(f"the database could not store the data: {what}{column}")
+
+
 def _import(job: Job, issues_path: Path) -> dict:
-    upload = Upload.objects.select_related("catalog").get(pk=job.params["upload_id"])
+    try:
+        upload = Upload.objects.select_related("catalog").get(pk=job.params["upload_id"])
+    except Upload.DoesNotExist:
+        # Deleting a catalog deletes its uploads (the job itself stays, without catalog).
+        gone = CATALOG_DELETED if job.catalog_id is None else "the upload was deleted"
+        raise ImportFileError(gone) from None
     catalog = upload.catalog
     mapping = job.params.get("mapping", {})
     path = upload.file.path
@@ -96,22 +150,33 @@ def _import(job: Job, issues_path: Path) -> dict:
     total = _estimate_rows(path, info)
     report = ProgressReporter(job.pk)
     report(0, total, "Reading file", force=True)
-    cleaner = Cleaner(
-        upload.kind,
-        mapping,
-        CleanOptions(
-            catalog_id=catalog.pk,
-            timezone=catalog.timezone,
-            non_product_patterns=list(catalog.non_product_patterns or []),
-            default_time=upload.created_at,
-        ),
-    )
+    patterns = catalog.non_product_patterns or []
+    try:
+        cleaner = Cleaner(
+            upload.kind,
+            mapping,
+            CleanOptions(
+                catalog_id=catalog.pk,
+                timezone=catalog.timezone,
+                non_product_patterns=[patterns] if isinstance(patterns, str) else list(patterns),
+                default_time=upload.created_at,
+            ),
+        )
+    except CleanOptionError as exc:
+        label = _CATALOG_SETTINGS.get(exc.option, exc.option)
+        raise ImportFileError(
+            f"catalog setting {label!r}: {exc.reason}; correct it on the catalog's page"
+        ) from None
     issues = _IssueWriter(issues_path, upload.original_name)
     products = _KeyStatus()
     customers = _KeyStatus()
     try:
         with transaction.atomic():
             _lock_catalog(catalog)
+            # Deleting a catalog takes the same lock: once we hold it, the catalog either
+            # still exists (and stays until we commit) or is gone for good.
+            if not Catalog.objects.filter(pk=catalog.pk).exists():
+                raise ImportFileError(CATALOG_DELETED)
             product_index = _ProductIndex(catalog, kind=upload.kind, mapping=mapping)
             customer_index = _CustomerIndex(kind=upload.kind, mapping=mapping)
             # An events file writes no products or customers, so its events can stream
@@ -143,6 +208,10 @@ def _import(job: Job, issues_path: Path) -> dict:
                 report(done, max(total, done), "Saving events", force=True)
                 event_counts = events.finish()
             report(done, done, "Committing", force=True)
+    except (DataError, psycopg.DataError) as exc:
+        # Rolled back; the cleaner should have caught the value, so note the gap (by type).
+        logger.warning("import job %s: the database refused a value (%s)", job.pk, _sqlstate(exc))
+        raise _data_error(exc) from None
     finally:
         issues.close()
     counts = dict(cleaner.counts)
@@ -151,6 +220,7 @@ def _import(job: Job, issues_path: Path) -> dict:
         "rows_read": counts.pop("rows_read", done),
         "rejected": rejected,
         "kept_as_text": issues.kept,
+        "issues": issues.lines,
         "products": products.counts(),
         "customers": customers.counts(),
         "events": event_counts,
@@ -166,12 +236,20 @@ def _lock_catalog(catalog: Catalog) -> None:
     # SQLite: the IMMEDIATE transaction already holds the database's single write lock.
 
 
+def _sqlstate(exc: Exception) -> str:
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return f"{type(cause or exc).__name__}, SQLSTATE {getattr(cause, 'sqlstate', None)}"
+
+
 def _estimate_rows(path: str, info: SourceInfo) -> int:
-    """A cheap row count for the progress bar (newlines for text formats)."""
+    """A cheap row count for the progress bar: line feeds in text formats (carriage returns
+    in an old-Mac file that has none)."""
     if info.format in ("csv", "jsonl"):
-        count = 0
+        lf = cr = 0
         with open(path, "rb") as fh:
             while block := fh.read(1 << 22):
-                count += block.count(b"\n")
-        return max(count - (1 if info.format == "csv" else 0), 0)
+                lf += block.count(b"\n")
+                if not lf:
+                    cr += block.count(b"\r")
+        return max((lf or cr) - (1 if info.format == "csv" else 0), 0)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from django.conf import settings
@@ -55,11 +56,14 @@ def _store_upload(
     upload.file.save(name, fileobj, save=False)
     try:
         info = sniff(upload.file.path, name=name, max_bytes=limit)
-    except ImportFileError:
-        upload.file.delete(save=False)
+        upload.detected = _info_to_json(info)
+        upload.save()
+    except BaseException:
+        # Whatever went wrong (a file error, or a bug the page reports as a 500), no row
+        # points at the stored file: remove it rather than leave an orphan on disk.
+        with contextlib.suppress(OSError):
+            upload.file.delete(save=False)
         raise
-    upload.detected = _info_to_json(info)
-    upload.save()
     return upload
 
 
@@ -85,6 +89,11 @@ def import_start(*, upload: Upload, mapping: dict[str, str | None], user) -> Job
     if missing:
         raise ValidationError(f"Required fields not mapped: {', '.join(missing)}")
     with transaction.atomic():
+        # A double-submitted mapping form must not import the same upload twice.
+        Upload.objects.select_for_update().filter(pk=upload.pk).exists()
+        existing = Job.objects.filter(kind=Job.Kind.IMPORT, params__upload_id=upload.pk).first()
+        if existing is not None:
+            return existing
         job = job_create(
             kind=Job.Kind.IMPORT,
             user=user,
