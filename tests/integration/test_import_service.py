@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from marketing.models import Customer, Event, Job, Product
 from marketing.services.imports import _PostgresEventWriter, import_run
@@ -323,3 +324,19 @@ def _waiting_for_catalog_lock(catalog_id: int) -> bool:
             [catalog_id],
         )
         return cur.fetchone()[0] == 1
+
+
+def test_streaming_bulk_load_works_with_django_debug_cursors(marketer, settings, monkeypatch):
+    """DEBUG=1 wraps cursors in Django's debug wrapper; the streaming COPY must not depend on
+    the wrapper's signature (it once passed a writer the wrapper did not accept)."""
+    from tests.integration.import_support import run_inline
+
+    settings.IMPORT_CHUNK_ROWS = 40
+    monkeypatch.setattr(_PostgresEventWriter, "BULK_MIN_ROWS", 1)
+    catalog = CatalogFactory()
+    succeeded(run_inline(catalog, marketer, "products", PRODUCTS))
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS))
+    with CaptureQueriesContext(connection):  # what DEBUG=1 does to every cursor
+        job = succeeded(run_inline(catalog, marketer, "events", _events_file(100)))
+    assert job.result["events"] == {"inserted": 105, "unchanged": 0}
+    assert Event.objects.filter(catalog=catalog).count() == 105

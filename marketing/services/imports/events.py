@@ -233,10 +233,11 @@ class _PostgresEventWriter(_EventWriter):
         cur = stack.enter_context(connection.cursor())
         columns = ", ".join(EVENT_COLUMNS)
         # A queued writer sends from its own thread, so Python prepares the next chunk while
-        # the server ingests this one (both cores busy instead of taking turns).
-        raw = cur.cursor if hasattr(cur, "cursor") else cur
+        # the server ingests this one (both cores busy instead of taking turns). The raw
+        # psycopg cursor takes the writer; Django's debug wrapper (DEBUG=1) would not.
+        raw = cur.cursor
         return stack.enter_context(
-            cur.copy(
+            raw.copy(
                 f"COPY {self.TABLE} ({columns}) FROM STDIN "
                 "WITH (FORMAT csv, FORCE_NOT_NULL (kind, text, source))",
                 writer=QueuedLibpqWriter(raw),
