@@ -11,3 +11,11 @@ def safe_cell(value: object) -> str:
     if text.startswith(_FORMULA_START):
         return "'" + text
     return text
+
+
+def unsafe_cell(text: str) -> str:
+    """The original value of a cell written by `safe_cell`, for showing it on a page
+    (autoescaped HTML has no formula problem)."""
+    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
+        return text[1:]
+    return text

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from marketing import selectors
+from marketing.csvsafe import unsafe_cell
 from marketing.htmx import wants_partial
 from marketing.models import Job
 from marketing.services import jobs as job_services
@@ -137,7 +138,7 @@ def _report_preview(job: Job) -> dict | None:
         return {"missing": True, "total": total}
     return {
         "header": header,
-        "rows": rows[:REPORT_PREVIEW_ROWS],
+        "rows": [[unsafe_cell(cell) for cell in row] for row in rows[:REPORT_PREVIEW_ROWS]],
         "more": len(rows) > REPORT_PREVIEW_ROWS,
         "total": total,
     }
