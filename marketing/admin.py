@@ -28,7 +28,7 @@ from django.utils.functional import cached_property
 
 from marketing import selectors
 from marketing.forms import CatalogAdminForm
-from marketing.models import Catalog, Customer, Event, Job, Product, Upload
+from marketing.models import Catalog, Customer, Event, Job, Product, Profile, ProfileRun, Upload
 from marketing.services import catalogs as catalog_services
 
 
@@ -248,6 +248,49 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Progress")
     def progress(self, obj: Job) -> str:
         return f"{obj.percent}%"
+
+
+@admin.register(ProfileRun)
+class ProfileRunAdmin(admin.ModelAdmin):
+    """Written by profile refresh jobs; read here, never typed in."""
+
+    list_display = ("__str__", "catalog", "as_of", "customers", "horizon_days", "created_at")
+    list_filter = ("catalog",)
+    list_select_related = ("catalog",)
+    raw_id_fields = ("catalog", "job")
+    readonly_fields = [f.name for f in ProfileRun._meta.concrete_fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    """Computed by profile refresh jobs (each replaces the catalog's profiles): read-only."""
+
+    list_display = (
+        "customer",
+        "catalog",
+        "rfm_segment",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "clv_12m",
+        "churn_probability",
+    )
+    list_filter = ("catalog", "rfm_segment")
+    search_fields = ("customer__external_id",)
+    list_select_related = ("catalog", "customer")
+    raw_id_fields = ("catalog", "customer", "run")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 User = get_user_model()

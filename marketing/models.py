@@ -233,6 +233,7 @@ class Job(models.Model):
 
     class Kind(models.TextChoices):
         IMPORT = "import", "Import"
+        PROFILE_REFRESH = "profile_refresh", "Profile refresh"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -296,3 +297,84 @@ class Job(models.Model):
             return None
         end = self.finished_at or self.heartbeat_at or self.started_at
         return end - self.started_at
+
+
+class ProfileRun(models.Model):
+    """One computation of a catalog's customer profiles (RFM, CLV, churn) and its quality."""
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="profile_runs")
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="profile_runs"
+    )
+    as_of = models.DateTimeField()
+    horizon_days = models.PositiveIntegerField(default=0)
+    quality = models.JSONField(default=dict, blank=True, help_text="Hold-out quality of the models")
+    features = models.JSONField(
+        default=dict, blank=True, help_text="Features used and sensitive ones dropped"
+    )
+    segment_counts = models.JSONField(default=dict, blank=True)
+    customers = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Profiles of {self.catalog} as of {self.as_of:%Y-%m-%d}"
+
+
+class Profile(models.Model):
+    """A customer's computed profile in one catalog; replaced as a whole by each refresh.
+
+    Missing numbers are NULL (never 0), so rule segments can compare them in SQL.
+    """
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="profiles")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="profiles")
+    run = models.ForeignKey(ProfileRun, on_delete=models.CASCADE, related_name="profiles")
+    events = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    first_purchase = models.DateTimeField(null=True, blank=True)
+    last_purchase = models.DateTimeField(null=True, blank=True)
+    recency_days = models.IntegerField(null=True, blank=True)
+    frequency = models.PositiveIntegerField(default=0)
+    monetary = models.FloatField(default=0)
+    purchase_value = models.FloatField(default=0)
+    return_value = models.FloatField(default=0)
+    purchased_units = models.BigIntegerField(default=0)
+    returned_units = models.BigIntegerField(default=0)
+    aov = models.FloatField(null=True, blank=True)
+    return_rate = models.FloatField(null=True, blank=True)
+    return_rate_value = models.FloatField(null=True, blank=True)
+    r_score = models.PositiveSmallIntegerField(default=0)
+    f_score = models.PositiveSmallIntegerField(default=0)
+    m_score = models.PositiveSmallIntegerField(default=0)
+    fm_score = models.PositiveSmallIntegerField(default=0)
+    rfm_segment = models.CharField(max_length=32)
+    top_categories = models.JSONField(default=list, blank=True)
+    top_category = models.CharField(max_length=300, blank=True)
+    categories_basis = models.CharField(max_length=16, blank=True)
+    favourite_brands = models.JSONField(default=list, blank=True)
+    top_brand = models.CharField(max_length=200, blank=True)
+    price_ratio = models.FloatField(null=True, blank=True)
+    price_band = models.CharField(max_length=16, blank=True)
+    preferred_weekday = models.PositiveSmallIntegerField(null=True, blank=True)
+    preferred_hour = models.PositiveSmallIntegerField(null=True, blank=True)
+    median_gap_days = models.FloatField(null=True, blank=True)
+    expected_next_order = models.DateTimeField(null=True, blank=True)
+    clv_12m = models.FloatField(null=True, blank=True)
+    churn_probability = models.FloatField(null=True, blank=True)
+    value_basis = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["catalog", "customer"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["catalog", "customer"], name="profile_customer_unique_per_catalog"
+            )
+        ]
+        indexes = [models.Index(fields=["catalog", "rfm_segment"], name="profile_catalog_segment")]
+
+    def __str__(self) -> str:
+        return f"{self.customer} in {self.catalog}"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from marketing.models import Job
-from marketing.services import imports
+from marketing.services import imports, profiles
 from marketing.services.jobs import job_fail, worker_name
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,25 @@ def import_run_task(self: Task, job_id: int) -> None:
     imports.import_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
-JOB_TASKS: dict[str, Task] = {Job.Kind.IMPORT: import_run_task}
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="marketing.profile_refresh",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=max(settings.MAX_JOB_ATTEMPTS - 1, 0),
+)
+def profile_refresh_task(self: Task, job_id: int) -> None:
+    profiles.profile_refresh_run(
+        job_id=job_id, worker=worker_name(), celery_id=self.request.id or ""
+    )
+
+
+JOB_TASKS: dict[str, Task] = {
+    Job.Kind.IMPORT: import_run_task,
+    Job.Kind.PROFILE_REFRESH: profile_refresh_task,
+}
 
 
 def job_task_for(kind: str) -> Task:

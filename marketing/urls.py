@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from marketing.views import browse, catalogs, imports, jobs, pages
+from marketing.views import browse, catalogs, imports, jobs, pages, profiles
 
 marketing_patterns = [
     path("", pages.home, name="home"),
@@ -21,6 +21,8 @@ marketing_patterns = [
     # Imports
     path("catalogs/<int:catalog_pk>/import/", imports.upload_create, name="upload-create"),
     path("uploads/<int:pk>/mapping/", imports.upload_mapping, name="upload-mapping"),
+    # Profiles
+    path("catalogs/<int:pk>/profiles/refresh/", profiles.profile_refresh, name="profile-refresh"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),

@@ -39,6 +39,7 @@ from marketing.services.jobs import (
     job_release,
     job_succeed,
 )
+from marketing.services.profiles import profile_refresh_start
 
 from .events import _event_writer, _resolve_events
 from .report import _attach_report, _IssueWriter
@@ -105,8 +106,22 @@ def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
                 + (f"; {rejected:,} rejected (see report)" if rejected else "")
             ),
         )
+        if (summary.get("events") or {}).get("inserted"):
+            _queue_profile_refresh(job)
     finally:
         issues_path.unlink(missing_ok=True)
+
+
+def _queue_profile_refresh(job: Job) -> None:
+    """New events change customers' profiles: queue a refresh (the import already succeeded,
+    so a failure to queue is only logged)."""
+    catalog = Catalog.objects.filter(pk=job.catalog_id).first() if job.catalog_id else None
+    if catalog is None:
+        return
+    try:
+        profile_refresh_start(catalog=catalog, user=job.created_by, triggered_by_import=True)
+    except Exception as exc:
+        logger.error("import job %s: could not queue a profile refresh: %r", job.pk, exc)
 
 
 def _log_failure(job_id: int, exc: BaseException) -> None:
