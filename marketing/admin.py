@@ -28,7 +28,18 @@ from django.utils.functional import cached_property
 
 from marketing import selectors
 from marketing.forms import CatalogAdminForm
-from marketing.models import Catalog, Customer, Event, Job, Product, Profile, ProfileRun, Upload
+from marketing.models import (
+    Catalog,
+    Customer,
+    Event,
+    Job,
+    Product,
+    Profile,
+    ProfileRun,
+    Segment,
+    SegmentMembership,
+    Upload,
+)
 from marketing.services import catalogs as catalog_services
 
 
@@ -325,3 +336,35 @@ class TailorUserAdmin(UserAdmin):
         if any(self._protects(request, user) for user in objs):
             perms_needed = {*perms_needed, "superuser accounts"}
         return deleted, counts, perms_needed, protected
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    """RFM and learned segments are rewritten by each profile refresh: read-only here."""
+
+    list_display = ("name", "kind", "catalog", "size", "revenue_share", "refreshed_at")
+    list_filter = ("kind", "catalog")
+    list_select_related = ("catalog",)
+    search_fields = ("name",)
+    raw_id_fields = ("catalog", "created_by")
+    readonly_fields = [f.name for f in Segment._meta.concrete_fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(SegmentMembership)
+class SegmentMembershipAdmin(admin.ModelAdmin):
+    list_display = ("segment", "customer")
+    list_select_related = ("segment", "customer")
+    raw_id_fields = ("segment", "customer")
+    list_filter = ("segment__kind",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -18,3 +18,93 @@ def figure_data(fig: go.Figure) -> dict:
     """A JSON-safe dict of the figure (numpy arrays become lists) for `json_script`."""
     fig.update_layout(**_LAYOUT)
     return json.loads(fig.to_json())
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard and customer profile charts. Inputs are plain numbers from
+# marketing.selectors_profiles; each function returns a JSON-safe dict for `_chart.html`.
+# ---------------------------------------------------------------------------------------------
+
+_PURCHASE_COLOUR, _RETURN_COLOUR = "#3b5bdb", "#e67700"
+
+
+def monthly_value_figure(months, *, currency: str, title: str = "") -> dict:
+    """Net value (purchases minus returns) per month as bars, with both parts in the hover."""
+    fig = go.Figure(
+        go.Bar(
+            x=[m.month.isoformat() for m in months],
+            y=[round(m.net, 2) for m in months],
+            marker_color=_PURCHASE_COLOUR,
+            customdata=[[m.purchased, m.returned] for m in months],
+            hovertemplate=(
+                f"%{{x|%b %Y}}: %{{y:,.2f}} {currency}"
+                f"<br>purchases %{{customdata[0]:,.2f}}, returns %{{customdata[1]:,.2f}}"
+                "<extra></extra>"
+            ),
+        )
+    )
+    fig.update_layout(template="plotly_white", height=300, title=title or None)
+    fig.update_xaxes(type="date", tickformat="%b %Y")
+    fig.update_yaxes(title_text=currency)
+    return figure_data(fig)
+
+
+def rf_heatmap_figure(cells, *, currency: str) -> dict:
+    """Customers per (R, F) score cell, darker = more; hover adds their net value."""
+    counts = [[0] * 5 for _ in range(5)]
+    revenue = [[0.0] * 5 for _ in range(5)]
+    for cell in cells:
+        counts[cell.f_score - 1][cell.r_score - 1] = cell.customers
+        revenue[cell.f_score - 1][cell.r_score - 1] = cell.revenue
+    text = [
+        [
+            f"R {r + 1} · F {f + 1}<br>{counts[f][r]:,} customers<br>{revenue[f][r]:,.2f} {currency}"
+            for r in range(5)
+        ]
+        for f in range(5)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            x=[1, 2, 3, 4, 5],
+            y=[1, 2, 3, 4, 5],
+            z=counts,
+            text=text,
+            texttemplate="%{z}",
+            hovertemplate="%{text}<extra></extra>",
+            colorscale="Blues",
+            colorbar={"title": {"text": "Customers"}},
+        )
+    )
+    fig.update_layout(template="plotly_white", height=340)
+    fig.update_xaxes(title_text="Recency score (5 = most recent)", dtick=1)
+    fig.update_yaxes(title_text="Frequency score (5 = most orders)", dtick=1)
+    return figure_data(fig)
+
+
+def segment_sizes_figure(sizes: dict[str, int]) -> dict:
+    names = list(sizes)[::-1]  # largest at the top of a horizontal bar chart
+    fig = go.Figure(
+        go.Bar(
+            x=[sizes[n] for n in names],
+            y=names,
+            orientation="h",
+            marker_color=_PURCHASE_COLOUR,
+            hovertemplate="%{y}: %{x:,} customers<extra></extra>",
+        )
+    )
+    fig.update_layout(template="plotly_white", height=max(260, 28 * len(names) + 80))
+    fig.update_layout(margin={"l": 140})
+    return figure_data(fig)
+
+
+def category_mix_figure(categories: list[dict]) -> dict:
+    """Top categories as shares of the customer's purchases (or interest); the rest as "Other"."""
+    labels = [c["name"] or "(none)" for c in categories]
+    values = [float(c["share"]) for c in categories]
+    rest = 1 - sum(values)
+    if rest > 0.005:
+        labels.append("Other")
+        values.append(rest)
+    fig = go.Figure(go.Pie(labels=labels, values=values, hole=0.45, sort=False, textinfo="percent"))
+    fig.update_layout(template="plotly_white", height=300, legend={"orientation": "h"})
+    return figure_data(fig)

@@ -282,3 +282,22 @@ class MappingForm(forms.Form):
 
     def mapping(self) -> dict[str, str | None]:
         return {name: (value or None) for name, value in self.cleaned_data.items()}
+
+
+class DashboardForm(forms.Form):
+    """Catalog and date range of the dashboard; invalid or missing values fall back to defaults."""
+
+    catalog = forms.ModelChoiceField(queryset=Catalog.objects.order_by("name"), required=False)
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("“From” must not be after “To”.")
+        return data

@@ -378,3 +378,65 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} in {self.catalog}"
+
+
+class Segment(models.Model):
+    """A named group of a catalog's customers: from RFM scores, a rule, or learned clusters.
+
+    RFM and learned segments are rewritten by each profile refresh; their members are
+    `SegmentMembership` rows.
+    """
+
+    class Kind(models.TextChoices):
+        RFM = "rfm", "RFM"
+        RULE = "rule", "Rule"
+        LEARNED = "learned", "Learned"
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    rule = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True)
+    size = models.PositiveIntegerField(default=0)
+    revenue_share = models.FloatField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="segments",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["catalog", "kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["catalog", "kind", "name"], name="segment_name_unique_per_catalog_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("marketing:segment-detail", args=[self.pk])
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="segment_memberships"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "customer"], name="segment_membership_unique"
+            )
+        ]
+        # customer_id is indexed by its ForeignKey ("which segments is this customer in?").
+
+    def __str__(self) -> str:
+        return f"{self.customer} in {self.segment}"

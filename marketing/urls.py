@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from marketing.views import browse, catalogs, imports, jobs, pages, profiles
+from marketing.views import browse, catalogs, imports, jobs, pages, profiles, segments
 
 marketing_patterns = [
     path("", pages.home, name="home"),
@@ -23,6 +23,10 @@ marketing_patterns = [
     path("uploads/<int:pk>/mapping/", imports.upload_mapping, name="upload-mapping"),
     # Profiles
     path("catalogs/<int:pk>/profiles/refresh/", profiles.profile_refresh, name="profile-refresh"),
+    # Segments
+    path("catalogs/<int:catalog_pk>/segments/", segments.segment_list, name="segment-list"),
+    path("segments/<int:pk>/", segments.segment_detail, name="segment-detail"),
+    path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),

@@ -41,6 +41,7 @@ from marketing.services.jobs import (
     job_release,
     job_succeed,
 )
+from marketing.services.segments import segments_refresh_learned, segments_refresh_rfm
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,11 @@ def _refresh(job: Job) -> dict:
             Profile.objects.bulk_create(
                 _profile(catalog, run, record) for record in records[start : start + BATCH_SIZE]
             )
+        # Segments are rebuilt with the profiles, so they never describe replaced ones.
+        segment_sets = {
+            "rfm": segments_refresh_rfm(catalog=catalog, run=run),
+            **segments_refresh_learned(catalog=catalog),
+        }
     return {
         "run_id": run.pk,
         "as_of": as_of.isoformat(),
@@ -202,6 +208,7 @@ def _refresh(job: Job) -> dict:
         "buyers": int(buyers),
         "events": len(events),
         "segments": segment_counts,
+        "segment_sets": segment_sets,
         "horizon_days": horizon_days,
         "quality": {
             k: quality.get(k)

@@ -15,11 +15,13 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from plotly.subplots import make_subplots
 
-from marketing import selectors
+from marketing import charts, selectors
 from marketing.charts import figure_data
 from marketing.forms import CustomerFilterForm, ProductFilterForm
 from marketing.htmx import wants_partial
-from marketing.models import Catalog, Customer, Product
+from marketing.models import Catalog, Customer, Product, Profile
+from marketing.profile_display import quality_text, segment_explanation, weekday_name
+from marketing.selectors_profiles import customer_profiles, customer_spend_by_month
 
 RECENT_EVENTS = 20
 TIMELINE_PAGE_SIZE = 25
@@ -220,5 +222,30 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if wants_partial(request):
         return render(request, "marketing/customer_detail.html#timeline", context)
     plain, sensitive = selectors.customer_attributes(customer=customer)
-    context.update({"attributes": plain, "sensitive_attributes": sensitive})
+    context.update(
+        {
+            "attributes": plain,
+            "sensitive_attributes": sensitive,
+            "profiles": [_profile_view(customer, p) for p in customer_profiles(customer=customer)],
+        }
+    )
     return render(request, "marketing/customer_detail.html", context)
+
+
+def _profile_view(customer: Customer, profile: Profile) -> dict:
+    """One catalog's profile with its words, the run's quality and its two charts."""
+    currency = profile.catalog.currency
+    months = customer_spend_by_month(customer=customer, catalog=profile.catalog)
+    return {
+        "profile": profile,
+        "run": profile.run,
+        "segment_explanation": segment_explanation(profile.rfm_segment),
+        "weekday": weekday_name(profile.preferred_weekday),
+        "quality": quality_text(profile.run.quality),
+        "spend_id": f"spend-fig-{profile.catalog_id}",
+        "categories_id": f"categories-fig-{profile.catalog_id}",
+        "spend_fig": charts.monthly_value_figure(months, currency=currency) if months else None,
+        "categories_fig": charts.category_mix_figure(profile.top_categories)
+        if profile.top_categories
+        else None,
+    }

@@ -1,0 +1,106 @@
+"""Reading segments: lists, one segment's statistics and its members (Profile ⋈ membership)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import Avg, Count, QuerySet, Sum
+from django.shortcuts import get_object_or_404
+
+from marketing.models import Catalog, Profile, Segment
+
+TOP_N = 5
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    size: int
+    revenue: float
+    avg_r: float | None
+    avg_f: float | None
+    avg_m: float | None
+    top_categories: list[dict]  # [{"name": ..., "n": ...}]
+    top_countries: list[dict]
+    by_rfm_segment: list[dict]
+
+
+def segment_get(*, pk: int) -> Segment:
+    """The segment (with its catalog) or Http404."""
+    return get_object_or_404(Segment.objects.select_related("catalog"), pk=pk)
+
+
+def segment_list(*, catalog: Catalog) -> dict[str, list[Segment]]:
+    """The catalog's segments grouped by kind label, in the order of Segment.Kind."""
+    groups: dict[str, list[Segment]] = {label: [] for _, label in Segment.Kind.choices}
+    for segment in Segment.objects.filter(catalog=catalog).order_by("kind", "-size", "name"):
+        groups[segment.get_kind_display()].append(segment)
+    return groups
+
+
+def segment_profiles(*, segment: Segment) -> QuerySet[Profile]:
+    """The members' profiles in the segment's catalog, biggest spenders first."""
+    return (
+        Profile.objects.filter(
+            catalog_id=segment.catalog_id, customer__segment_memberships__segment=segment
+        )
+        .select_related("customer")
+        .order_by("-monetary", "customer_id")
+    )
+
+
+def _top(qs: QuerySet[Profile], field: str, *, exclude_blank: bool = True) -> list[dict]:
+    rows = qs.order_by()
+    if exclude_blank:
+        rows = rows.exclude(**{field: ""})
+    return [
+        {"name": row[field], "n": row["n"]}
+        for row in rows.values(field).annotate(n=Count("pk")).order_by("-n", field)[:TOP_N]
+    ]
+
+
+def segment_stats(*, segment: Segment) -> SegmentStats:
+    profiles = segment_profiles(segment=segment)
+    totals = profiles.order_by().aggregate(
+        size=Count("pk"),
+        revenue=Sum("monetary"),
+        avg_r=Avg("r_score"),
+        avg_f=Avg("f_score"),
+        avg_m=Avg("m_score"),
+    )
+    by_segment = [
+        {"name": row["rfm_segment"], "n": row["n"]}
+        for row in profiles.order_by()
+        .values("rfm_segment")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "rfm_segment")
+    ]
+    return SegmentStats(
+        size=totals["size"],
+        revenue=totals["revenue"] or 0.0,
+        avg_r=totals["avg_r"],
+        avg_f=totals["avg_f"],
+        avg_m=totals["avg_m"],
+        top_categories=_top(profiles, "top_category"),
+        top_countries=_top(profiles, "customer__country"),
+        by_rfm_segment=by_segment,
+    )
+
+
+def segment_member_rows(*, segment: Segment) -> Iterator[tuple]:
+    """CSV rows of the members, without personal data (no email, no name)."""
+    return (
+        segment_profiles(segment=segment)
+        .values_list(
+            "customer__external_id",
+            "customer__country",
+            "customer__language",
+            "rfm_segment",
+            "recency_days",
+            "frequency",
+            "monetary",
+            "clv_12m",
+            "churn_probability",
+        )
+        .iterator(chunk_size=2000)
+    )
