@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
+from marketing.analytics.sensitive import DEFAULT_SENSITIVE, is_sensitive
 from marketing.models import Catalog, Customer, Event, EventKind, Job, Product, Upload
 
 
@@ -55,24 +56,6 @@ def job_list(*, limit: int | None = None, catalog: Catalog | None = None) -> Que
 
 PAGE_SIZE = 50
 COUNT_CAP = 100_000
-
-SENSITIVE_ATTRIBUTES = frozenset(
-    {
-        "age",
-        "birth_date",
-        "birthdate",
-        "birthday",
-        "date_of_birth",
-        "dob",
-        "ethnicity",
-        "gender",
-        "health",
-        "religion",
-        "sex",
-        "sexual_orientation",
-        "year_of_birth",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -570,10 +553,13 @@ def customer_summary(*, customer: Customer) -> CustomerSummary:
     )
 
 
+# Badged on the customer page: the model guard's list plus other special categories of data.
+_BADGED_SENSITIVE = (*DEFAULT_SENSITIVE, "health", "sexual_orientation")
+
+
 def customer_attributes(*, customer: Customer) -> tuple[list[tuple[str, object]], list]:
     """The customer's attributes split into ordinary and sensitive (age, gender, birth date…)."""
     plain, sensitive = [], []
     for key, value in sorted((customer.attributes or {}).items()):
-        normalized = str(key).strip().lower().replace(" ", "_").replace("-", "_")
-        (sensitive if normalized in SENSITIVE_ATTRIBUTES else plain).append((key, value))
+        (sensitive if is_sensitive(str(key), _BADGED_SENSITIVE) else plain).append((key, value))
     return plain, sensitive
