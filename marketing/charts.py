@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 _LAYOUT = {
     "margin": {"l": 50, "r": 20, "t": 30, "b": 40},
@@ -107,4 +108,70 @@ def category_mix_figure(categories: list[dict]) -> dict:
         values.append(rest)
     fig = go.Figure(go.Pie(labels=labels, values=values, hole=0.45, sort=False, textinfo="percent"))
     fig.update_layout(template="plotly_white", height=300, legend={"orientation": "h"})
+    return figure_data(fig)
+
+
+_PURCHASE_COLOUR, _RETURN_COLOUR = "#3b5bdb", "#e67700"
+
+
+def sales_by_month_figure(months, *, currency: str) -> dict:
+    """A product's units (top) and money (bottom) per month, purchases next to returns."""
+    x = [m.month.isoformat() for m in months]
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("Units", f"Revenue ({currency})"),
+    )
+    money = f"%{{y:,.2f}} {currency}"
+    traces = [
+        # (row, name, values, colour, group, hover)
+        (
+            1,
+            "Units sold",
+            [m.units_purchased for m in months],
+            _PURCHASE_COLOUR,
+            "purchases",
+            "%{y:,} sold",
+        ),
+        (
+            1,
+            "Units returned",
+            [m.units_returned for m in months],
+            _RETURN_COLOUR,
+            "returns",
+            "%{y:,} returned",
+        ),
+        (2, "Revenue", [float(m.revenue) for m in months], _PURCHASE_COLOUR, "purchases", money),
+        (
+            2,
+            "Refunds",
+            [float(m.refunds) for m in months],
+            _RETURN_COLOUR,
+            "returns",
+            money + " refunded",
+        ),
+    ]
+    for row, name, values, colour, group, hover in traces:
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=values,
+                name=name,
+                legendgroup=group,
+                marker_color=colour,
+                opacity=1.0 if row == 1 else 0.75,
+                hovertemplate=f"%{{x|%b %Y}}: {hover}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=460,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0},
+    )
+    fig.update_xaxes(type="date", tickformat="%b %Y", dtick="M1" if len(months) <= 18 else None)
     return figure_data(fig)

@@ -7,16 +7,13 @@ without JavaScript the same forms and links work as plain GETs.
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
-from plotly.subplots import make_subplots
 
 from marketing import charts, selectors
-from marketing.charts import figure_data
 from marketing.forms import CustomerFilterForm, ProductFilterForm
 from marketing.htmx import wants_partial
 from marketing.models import Catalog, Customer, Product, Profile
@@ -88,7 +85,7 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "attributes": sorted((product.attributes or {}).items()),
         "months": months,
         "sales": _sales_totals(months),
-        "fig": figure_data(_sales_figure(months, currency=product.catalog.currency))
+        "fig": charts.sales_by_month_figure(months, currency=product.catalog.currency)
         if months
         else None,
         "events": selectors.product_recent_events(product=product, limit=RECENT_EVENTS),
@@ -105,77 +102,6 @@ def _sales_totals(months: list[selectors.MonthlySales]) -> dict:
         "units_returned": sum(m.units_returned for m in months),
         "refunds": sum((m.refunds for m in months), start=0),
     }
-
-
-def _sales_figure(months: list[selectors.MonthlySales], *, currency: str) -> go.Figure:
-    """Units (top) and money (bottom) per month, purchases next to returns."""
-    x = [m.month.isoformat() for m in months]
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=("Units", f"Revenue ({currency})"),
-    )
-    purchase, returned = "#3b5bdb", "#e67700"
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=[m.units_purchased for m in months],
-            name="Units sold",
-            legendgroup="purchases",
-            marker_color=purchase,
-            hovertemplate="%{x|%b %Y}: %{y:,} sold<extra></extra>",
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=[m.units_returned for m in months],
-            name="Units returned",
-            legendgroup="returns",
-            marker_color=returned,
-            hovertemplate="%{x|%b %Y}: %{y:,} returned<extra></extra>",
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=[float(m.revenue) for m in months],
-            name="Revenue",
-            legendgroup="purchases",
-            marker_color=purchase,
-            opacity=0.75,
-            hovertemplate=f"%{{x|%b %Y}}: %{{y:,.2f}} {currency}<extra></extra>",
-        ),
-        row=2,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=[float(m.refunds) for m in months],
-            name="Refunds",
-            legendgroup="returns",
-            marker_color=returned,
-            opacity=0.75,
-            hovertemplate=f"%{{x|%b %Y}}: %{{y:,.2f}} {currency} refunded<extra></extra>",
-        ),
-        row=2,
-        col=1,
-    )
-    fig.update_layout(
-        template="plotly_white",
-        barmode="group",
-        height=460,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0},
-    )
-    fig.update_xaxes(type="date", tickformat="%b %Y", dtick="M1" if len(months) <= 18 else None)
-    return fig
 
 
 @login_required

@@ -63,6 +63,9 @@ _CONSENT = {
     "ads": ("ads_consent", "ad_consent", "ads_opt_in", "optin_ads", "personalized_ads"),
 }
 
+# Product-code headers shared by product and event files (earlier names match first).
+_SKU = ("sku", "stockcode", "stock_code", "product_id", "item_id")
+
 _WHEN = (
     "occurred_at",
     "timestamp",
@@ -83,11 +86,7 @@ FIELDS: dict[str, list[FieldSpec]] = {
             "sku",
             "SKU",
             "str",
-            "sku",
-            "stockcode",
-            "stock_code",
-            "product_id",
-            "item_id",
+            *_SKU,
             "id",
             "code",
             "clothing id",
@@ -235,11 +234,7 @@ FIELDS: dict[str, list[FieldSpec]] = {
             "sku",
             "SKU",
             "str",
-            "sku",
-            "stockcode",
-            "stock_code",
-            "product_id",
-            "item_id",
+            *_SKU,
             "product",
             "item",
             help="May be blank only for searches.",
