@@ -68,6 +68,14 @@ class Product(models.Model):
     url = models.URLField(max_length=1000, blank=True)
     image_url = models.URLField(max_length=1000, blank=True)
     in_stock = models.BooleanField(default=True)
+    derived_category = models.ForeignKey(
+        "DerivedCategory",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="products",
+        help_text="Category derived from the product text when the catalog has none",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -107,6 +115,9 @@ class Customer(models.Model):
     consent_push = models.BooleanField(default=False)
     consent_ads = models.BooleanField(default=False)
     attributes = models.JSONField(default=dict, blank=True)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an admin erased this customer's personal data"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -400,6 +411,7 @@ class Segment(models.Model):
     size = models.PositiveIntegerField(default=0)
     revenue_share = models.FloatField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, null=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -440,3 +452,74 @@ class SegmentMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} in {self.segment}"
+
+
+class DerivedCategory(models.Model):
+    """A category derived from product text for a catalog that has none; admins may rename it.
+
+    Products point at it (`Product.derived_category`), so a rename is one UPDATE; the
+    analytics use ``Product.category`` when set, else this name.
+    """
+
+    catalog = models.ForeignKey(
+        Catalog, on_delete=models.CASCADE, related_name="derived_categories"
+    )
+    name = models.CharField(max_length=300)
+    auto_name = models.CharField(max_length=300, help_text="The name the clustering gave it")
+    terms = models.JSONField(default=list, blank=True, help_text="Most distinctive terms first")
+    size = models.PositiveIntegerField(default=0, help_text="Products in it")
+    renamed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    renamed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["catalog", "name"]
+        verbose_name_plural = "derived categories"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["catalog", "name"], name="derived_category_name_unique_per_catalog"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditEvent(models.Model):
+    """Who did what to which record, for actions that must be accountable (erasure, renames).
+
+    Never holds personal data: the object is named by type and primary key only.
+    """
+
+    class Action(models.TextChoices):
+        CUSTOMER_ERASED = "customer_erased", "Customer erased"
+        CATEGORY_RENAMED = "category_renamed", "Derived category renamed"
+        SEGMENT_CREATED = "segment_created", "Rule segment created"
+        SEGMENT_CHANGED = "segment_changed", "Rule segment changed"
+        SEGMENT_DELETED = "segment_deleted", "Rule segment deleted"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64, choices=Action.choices)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    details = models.JSONField(default=dict, blank=True, help_text="Counts and ids, never PII")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.object_type} {self.object_id}"
