@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 
 # Stock codes that are not products in the UCI Online Retail layout (postage, fees,
@@ -100,6 +101,19 @@ class Product(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("marketing:product-detail", args=[self.pk])
+
+
+def effective_category(prefix: str = "") -> Coalesce:
+    """The category the analytics use: the product's own, else its derived one, else "".
+
+    ``prefix`` reaches the product through a relation, e.g. ``"product__"`` from Event.
+    """
+    return Coalesce(
+        NullIf(F(f"{prefix}category"), Value("")),
+        F(f"{prefix}derived_category__name"),
+        Value(""),
+        output_field=models.CharField(),
+    )
 
 
 class Customer(models.Model):
