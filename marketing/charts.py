@@ -175,3 +175,48 @@ def sales_by_month_figure(months, *, currency: str) -> dict:
     )
     fig.update_xaxes(type="date", tickformat="%b %Y", dtick="M1" if len(months) <= 18 else None)
     return figure_data(fig)
+
+
+_MODEL_COLOUR, _BASELINE_COLOUR, _OTHER_COLOUR = "#3b5bdb", "#adb5bd", "#dee2e6"
+
+
+def _comparison_bars(rows: list[tuple[str, float | None, str]], *, fmt: str) -> list[go.Bar]:
+    """One bar per (name, value, colour), skipping figures that could not be measured."""
+    shown = [(name, value, colour) for name, value, colour in rows if value is not None]
+    return [
+        go.Bar(
+            x=[name for name, _, _ in shown],
+            y=[value for _, value, _ in shown],
+            marker_color=[colour for _, _, colour in shown],
+            text=[format(value, fmt) for _, value, _ in shown],
+            textposition="outside",
+            hovertemplate=f"%{{x}}: %{{y:{fmt}}}<extra></extra>",
+            showlegend=False,
+        )
+    ]
+
+
+def clv_quality_figure(quality: dict, *, currency: str) -> dict:
+    """Hold-out mean absolute error of the CLV model next to its two naive baselines."""
+    rows = [
+        ("Tailor's model", quality.get("clv_mae"), _MODEL_COLOUR),
+        ("Previous period", quality.get("baseline_mae"), _BASELINE_COLOUR),
+        ("Mean for all", quality.get("mean_baseline_mae"), _OTHER_COLOUR),
+    ]
+    fig = go.Figure(_comparison_bars(rows, fmt=",.0f"))
+    fig.update_layout(template="plotly_white", height=280)
+    fig.update_yaxes(title_text=f"MAE per customer ({currency})", rangemode="tozero")
+    return figure_data(fig)
+
+
+def churn_quality_figure(quality: dict) -> dict:
+    """Hold-out AUC of the churn model next to recency alone and guessing (0.5)."""
+    rows = [
+        ("Tailor's model", quality.get("churn_auc"), _MODEL_COLOUR),
+        ("Recency alone", quality.get("churn_auc_recency"), _BASELINE_COLOUR),
+        ("Guessing", 0.5, _OTHER_COLOUR),
+    ]
+    fig = go.Figure(_comparison_bars(rows, fmt=".2f"))
+    fig.update_layout(template="plotly_white", height=280)
+    fig.update_yaxes(title_text="AUC (higher is better)", range=[0, 1.05])
+    return figure_data(fig)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import calendar
 
+from marketing.analytics.profiles import SEGMENT_RULES
+
 SEGMENT_EXPLANATIONS = {
     "Champions": "Bought very recently, often and for a lot: the best customers.",
     "Loyal": "Buys often and spends well, though not in the last few weeks.",
@@ -54,3 +56,33 @@ def quality_text(quality: dict) -> dict[str, str]:
         else f"AUC {auc:.2f} on held-out customers (0.5 = guessing, 1 = perfect ranking)"
     )
     return {"clv": clv, "churn": churn}
+
+
+def bias_text(quality: dict) -> str:
+    """Predicted against actual value of the held-out customers: is the model high or low?"""
+    predicted, actual = quality.get("predicted_total"), quality.get("actual_total")
+    if not predicted or not actual:
+        return ""
+    ratio = predicted / actual
+    if 0.9 <= ratio <= 1.1:
+        return (
+            f"Over the held-out customers the predictions add up to {ratio:.0%} of what they spent."
+        )
+    direction = "more" if ratio > 1 else "less"
+    return (
+        f"Over the held-out customers the predictions add up to {ratio:.0%} of what they spent: "
+        f"the model expects {direction} than happened, often a seasonal effect. Read CLV as a "
+        "ranking and an order of magnitude."
+    )
+
+
+def rfm_rules() -> list[dict]:
+    """The documented RFM segment rules as rows: name, R range, FM range, meaning."""
+
+    def span(lo: int, hi: int) -> str:
+        return str(lo) if lo == hi else f"{lo}–{hi}"
+
+    return [
+        {"name": name, "r": span(*r), "fm": span(*fm), "meaning": segment_explanation(name)}
+        for name, r, fm in SEGMENT_RULES
+    ]

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma, intword
 from django.db import connection, models
 from django.db.models import (
@@ -25,7 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncMonth
 from django.shortcuts import get_object_or_404
 
-from marketing.analytics.sensitive import DEFAULT_SENSITIVE, is_sensitive
+from marketing.analytics.sensitive import is_sensitive
 from marketing.models import Catalog, Customer, Event, EventKind, Job, Product, Upload
 
 
@@ -553,13 +554,14 @@ def customer_summary(*, customer: Customer) -> CustomerSummary:
     )
 
 
-# Badged on the customer page: the model guard's list plus other special categories of data.
-_BADGED_SENSITIVE = (*DEFAULT_SENSITIVE, "health", "sexual_orientation")
+# Badged on the customer page besides the configured list: other special categories of data.
+_ALSO_BADGED = ("health", "sexual_orientation")
 
 
 def customer_attributes(*, customer: Customer) -> tuple[list[tuple[str, object]], list]:
     """The customer's attributes split into ordinary and sensitive (age, gender, birth date…)."""
     plain, sensitive = [], []
+    badged = (*settings.SENSITIVE_ATTRIBUTES, *_ALSO_BADGED)
     for key, value in sorted((customer.attributes or {}).items()):
-        (sensitive if is_sensitive(str(key), _BADGED_SENSITIVE) else plain).append((key, value))
+        (sensitive if is_sensitive(str(key), badged) else plain).append((key, value))
     return plain, sensitive

@@ -205,3 +205,8 @@ def customer_profiles(*, customer: Customer) -> list[Profile]:
 def customer_spend_by_month(*, customer: Customer, catalog: Catalog) -> list[MonthlyValue]:
     """The customer's monthly purchase and return value in one catalog ((customer, time) index)."""
     return _monthly(Event.objects.filter(customer=customer, catalog=catalog))
+
+
+def profile_run_history(*, catalog: Catalog, limit: int = 10) -> list[ProfileRun]:
+    """The catalog's latest refreshes, newest first, to show how model quality moved."""
+    return list(ProfileRun.objects.filter(catalog=catalog).order_by("-created_at", "-pk")[:limit])

@@ -16,6 +16,7 @@ import dj_database_url
 import plotly
 from django.core.exceptions import ImproperlyConfigured
 
+from marketing.analytics.sensitive import DEFAULT_SENSITIVE
 from marketing.env import env_bool, env_int, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -118,6 +119,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "marketing.context_processors.roles",
+                "marketing.context_processors.sensitive_attributes",
             ],
         },
     },
@@ -220,6 +222,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 120, minimum=5)
 # A job runs at most this often (worker deaths and transient database errors); then it fails.
 MAX_JOB_ATTEMPTS = env_int("MAX_JOB_ATTEMPTS", 3, minimum=1)
+
+# Customer attributes never used as features of any model or learned segment (plus their
+# close synonyms, see marketing.analytics.sensitive). Replacing the list drops the defaults.
+SENSITIVE_ATTRIBUTES = tuple(env_list("SENSITIVE_ATTRIBUTES", list(DEFAULT_SENSITIVE)))
 
 # Roles are Django groups (created by a data migration).
 ROLE_ADMIN = "admin"

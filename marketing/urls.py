@@ -23,6 +23,7 @@ marketing_patterns = [
     path("uploads/<int:pk>/mapping/", imports.upload_mapping, name="upload-mapping"),
     # Profiles
     path("catalogs/<int:pk>/profiles/refresh/", profiles.profile_refresh, name="profile-refresh"),
+    path("catalogs/<int:pk>/models/", profiles.profile_models, name="profile-models"),
     # Segments
     path("catalogs/<int:catalog_pk>/segments/", segments.segment_list, name="segment-list"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment-detail"),

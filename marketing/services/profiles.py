@@ -16,6 +16,7 @@ import math
 import traceback
 
 import pandas as pd
+from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -154,11 +155,23 @@ def _refresh(job: Job) -> dict:
         report(1, _STEPS, "Computing profiles", force=True)
         prepared = prepare_events(events, products, customers, timezone=tz)
         profiles = compute_profiles(
-            events, products, customers, as_of=as_of, timezone=tz, prepared=prepared
+            events,
+            products,
+            customers,
+            as_of=as_of,
+            timezone=tz,
+            prepared=prepared,
+            sensitive=settings.SENSITIVE_ATTRIBUTES,
         )
         report(2, _STEPS, "Fitting value and churn models", force=True)
         models = fit_value_models(
-            events, products, customers, as_of=as_of, timezone=tz, prepared=prepared
+            events,
+            products,
+            customers,
+            as_of=as_of,
+            timezone=tz,
+            prepared=prepared,
+            sensitive=settings.SENSITIVE_ATTRIBUTES,
         )
         predictions = models.predictions[["clv_12m", "churn_probability", "basis"]].rename(
             columns={"basis": "value_basis"}
