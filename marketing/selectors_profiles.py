@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
-from marketing.models import Catalog, Customer, Event, EventKind, Profile, ProfileRun
+from marketing.models import Catalog, Customer, Event, EventKind, Profile, ProfileRun, Segment
 
 DEFAULT_RANGE_DAYS = 365
 ACTIVE_WINDOWS = (30, 90)
@@ -210,3 +210,12 @@ def customer_spend_by_month(*, customer: Customer, catalog: Catalog) -> list[Mon
 def profile_run_history(*, catalog: Catalog, limit: int = 10) -> list[ProfileRun]:
     """The catalog's latest refreshes, newest first, to show how model quality moved."""
     return list(ProfileRun.objects.filter(catalog=catalog).order_by("-created_at", "-pk")[:limit])
+
+
+def customer_segments(*, customer: Customer, catalog_id: int) -> list[Segment]:
+    """The segments of one catalog the customer belongs to, by kind and name."""
+    return list(
+        Segment.objects.filter(catalog_id=catalog_id, memberships__customer=customer).order_by(
+            "kind", "name"
+        )
+    )

@@ -96,3 +96,12 @@ def test_quality_text_when_unavailable():
         "clv": "not available: only 20 days of history",
         "churn": "not available: only 20 days of history",
     }
+
+
+def test_profile_lists_the_customers_segments(shop, marketer, client):
+    catalog, anna, _ = shop
+    profile = Profile.objects.get(catalog=catalog, customer=anna)
+    client.force_login(marketer)
+    html = client.get(anna.get_absolute_url()).content.decode()
+    rfm = catalog.segments.get(kind="rfm", name=profile.rfm_segment)
+    assert f'Member of: <a href="{rfm.get_absolute_url()}">' in html

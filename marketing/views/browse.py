@@ -18,7 +18,11 @@ from marketing.forms import CustomerFilterForm, ProductFilterForm
 from marketing.htmx import wants_partial
 from marketing.models import Catalog, Customer, Product, Profile
 from marketing.profile_display import quality_text, segment_explanation, weekday_name
-from marketing.selectors_profiles import customer_profiles, customer_spend_by_month
+from marketing.selectors_profiles import (
+    customer_profiles,
+    customer_segments,
+    customer_spend_by_month,
+)
 
 RECENT_EVENTS = 20
 TIMELINE_PAGE_SIZE = 25
@@ -166,6 +170,7 @@ def _profile_view(customer: Customer, profile: Profile) -> dict:
         "profile": profile,
         "run": profile.run,
         "segment_explanation": segment_explanation(profile.rfm_segment),
+        "segments": customer_segments(customer=customer, catalog_id=profile.catalog_id),
         "weekday": weekday_name(profile.preferred_weekday),
         "quality": quality_text(profile.run.quality),
         "spend_id": f"spend-fig-{profile.catalog_id}",
