@@ -1,0 +1,1 @@
+"""Recommender algorithms: pure numpy/scipy/gensim code behind one interface (`base`)."""

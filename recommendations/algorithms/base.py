@@ -1,0 +1,315 @@
+"""The one interface every recommender implements, and the data it is fitted on.
+
+A recommender is fitted on a `Dataset`: a sparse customer×product matrix (rows = users,
+columns = items, values = interaction weights, e.g. purchase counts) plus, optionally, the
+interaction log (for time- and order-aware models), item features (product text, category,
+price) and user features (segment, country). Users and items are dense indices 0..n-1; the
+id arrays map them back to the caller's ids.
+
+Subclasses implement `_fit` and `_score_block` (dense scores for a block of users); `recommend`
+turns scores into top-k lists in memory-bounded blocks with already-seen items excluded, and
+`similar_items` does the same for items. Everything is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+Progress = Callable[[int, int], None]
+
+# Interaction log columns (`Dataset.events`): user and item are dense indices.
+EVENT_COLUMNS = ("user", "item", "timestamp", "weight", "basket")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Training data for one fit.
+
+    matrix: CSR float32 (n_users × n_items), summed weights of each (user, item).
+    events: optional interaction log with EVENT_COLUMNS — user/item dense indices,
+        timestamp datetime64[ns, UTC], weight float, basket (order id, int64; -1 unknown);
+        sorted by (user, timestamp).
+    item_features: optional frame indexed 0..n_items-1 (title, description, category,
+        brand, price, …; any subset).
+    user_features: optional frame indexed 0..n_users-1 (segment, country, …).
+    """
+
+    matrix: sparse.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    events: pd.DataFrame | None = None
+    item_features: pd.DataFrame | None = None
+    user_features: pd.DataFrame | None = None
+
+    @property
+    def n_users(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        """The time of the last interaction (what "now" means for time-aware models)."""
+        if self.events is None or self.events.empty:
+            return None
+        return pd.Timestamp(self.events["timestamp"].max())
+
+    @classmethod
+    def from_interactions(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        user_ids: Sequence | np.ndarray | None = None,
+        item_ids: Sequence | np.ndarray | None = None,
+        item_features: pd.DataFrame | None = None,
+        user_features: pd.DataFrame | None = None,
+    ) -> Dataset:
+        """Build a dataset from an interaction frame with columns user_id, item_id,
+        timestamp and optionally weight (default 1) and basket (default: one basket per
+        user and day).
+
+        ``user_ids``/``item_ids`` fix the index order (e.g. all customers, or the training
+        items only — rows whose item is not listed are dropped). ``item_features`` and
+        ``user_features`` are indexed by the caller's ids and reindexed to the dense order.
+        """
+        if user_ids is None:
+            user_ids = np.unique(frame["user_id"].to_numpy())
+        if item_ids is None:
+            item_ids = np.unique(frame["item_id"].to_numpy())
+        user_ids = np.asarray(user_ids)
+        item_ids = np.asarray(item_ids)
+        users = pd.Index(user_ids).get_indexer(frame["user_id"].to_numpy())
+        items = pd.Index(item_ids).get_indexer(frame["item_id"].to_numpy())
+        keep = (users >= 0) & (items >= 0)
+        users, items = users[keep], items[keep]
+        weight = (
+            frame["weight"].to_numpy(dtype=np.float32)[keep]
+            if "weight" in frame
+            else np.ones(int(keep.sum()), dtype=np.float32)
+        )
+        timestamp = pd.to_datetime(frame["timestamp"].to_numpy()[keep], utc=True)
+        if "basket" in frame:
+            basket = frame["basket"].to_numpy()[keep]
+            basket = pd.factorize(pd.Series(basket).astype(str))[0].astype(np.int64)
+        else:
+            day = timestamp.floor("D").asi8
+            basket = pd.factorize(
+                pd.Series(users.astype(np.int64) * 1_000_003 + day // 86_400_000_000_000)
+            )[0]
+            basket = basket.astype(np.int64)
+        events = pd.DataFrame(
+            {
+                "user": users.astype(np.int64),
+                "item": items.astype(np.int64),
+                "timestamp": timestamp,
+                "weight": weight,
+                "basket": basket,
+            }
+        )
+        events = events.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+        matrix = sparse.csr_matrix(
+            (events["weight"].to_numpy(dtype=np.float32), (events["user"], events["item"])),
+            shape=(len(user_ids), len(item_ids)),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        if item_features is not None:
+            item_features = item_features.reindex(item_ids).reset_index(drop=True)
+        if user_features is not None:
+            user_features = user_features.reindex(user_ids).reset_index(drop=True)
+        return cls(matrix, user_ids, item_ids, events, item_features, user_features)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Top-k lists for a block of users (or items): indices and scores, best first.
+
+    Rows with fewer than k candidates are padded with item -1 and score -inf.
+    """
+
+    items: np.ndarray  # int64 (n, k)
+    scores: np.ndarray  # float32 (n, k)
+
+
+# A parameter space for random search: name -> list of choices, or a tuple
+# ("int" | "float" | "log", low, high) sampled uniformly (log: uniform in log space).
+ParamSpace = dict[str, Sequence[Any] | tuple[str, float, float]]
+
+
+def sample_params(space: ParamSpace, rng: np.random.Generator) -> dict[str, Any]:
+    """One random point of ``space`` (lists: uniform choice; ranges: see ParamSpace)."""
+    out: dict[str, Any] = {}
+    for name, spec in space.items():
+        if isinstance(spec, tuple) and len(spec) == 3 and spec[0] in ("int", "float", "log"):
+            kind, low, high = spec
+            if kind == "int":
+                out[name] = int(rng.integers(int(low), int(high) + 1))
+            elif kind == "float":
+                out[name] = float(rng.uniform(low, high))
+            else:
+                out[name] = float(math.exp(rng.uniform(math.log(low), math.log(high))))
+        else:
+            choices = list(spec)
+            out[name] = choices[int(rng.integers(len(choices)))]
+    return out
+
+
+class Recommender:
+    """Base class. Subclasses set `name`, `defaults`, `space`, and implement `_fit` and
+    `_score_block`; they may override `similar_items` and `explain`.
+
+    params: hyper-parameters (defaults overridden by the constructor's keyword arguments).
+    """
+
+    name: ClassVar[str] = "base"
+    # Default hyper-parameters and the random-search space (see ParamSpace).
+    defaults: ClassVar[dict[str, Any]] = {}
+    space: ClassVar[ParamSpace] = {}
+    # What the model needs from the Dataset beyond the matrix ("events", "item_features",
+    # "user_features"); the evaluation skips a model whose needs are not met.
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameter(s) {sorted(unknown)}")
+        self.params = {**self.defaults, **params}
+        self.seed = seed
+        self.data: Dataset | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params})"
+
+    # ----------------------------------------------------------------- to implement
+
+    def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
+        raise NotImplementedError
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        """Dense float32 scores (len(users), n_items); higher = better. -inf = never."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- public API
+
+    def fit(self, data: Dataset, on_progress: Progress | None = None) -> Recommender:
+        missing = [n for n in self.needs if getattr(data, n) is None]
+        if missing:
+            raise ValueError(f"{self.name} needs {', '.join(missing)} in the dataset")
+        self.data = data
+        self._fit(data, on_progress)
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        """Dense scores for the given users (one block; callers keep blocks small)."""
+        self._check_fitted()
+        return self._score_block(np.asarray(users, dtype=np.int64))
+
+    def recommend(
+        self,
+        users: np.ndarray | Sequence[int],
+        k: int = 10,
+        *,
+        exclude: sparse.csr_matrix | None | bool = True,
+        allowed: np.ndarray | None = None,
+        block_size: int = 2048,
+    ) -> TopK:
+        """Top-k items per user, best first.
+
+        exclude: True = the training matrix (items the user already has); a CSR matrix of
+            the same shape = those items; False/None = nothing excluded.
+        allowed: optional boolean mask over items (False = never recommend, e.g. out of stock).
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        mask = self.data.matrix if exclude is True else (exclude or None)
+        out_items = np.full((len(users), k), -1, dtype=np.int64)
+        out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for start, block in _blocks(users, block_size):
+            scores = np.asarray(self._score_block(block), dtype=np.float32)
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            if mask is not None:
+                sub = mask[block]
+                rows = np.repeat(np.arange(len(block)), np.diff(sub.indptr))
+                scores[rows, sub.indices] = -np.inf
+            top = topk_rows(scores, k)
+            out_items[start : start + len(block)] = top.items
+            out_scores[start : start + len(block)] = top.scores
+        return TopK(out_items, out_scores)
+
+    def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> TopK:
+        """Items most similar to each given item (itself excluded). Default: cosine
+        similarity of the items' columns in the training matrix (co-purchase)."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        cols = normalized_columns(self.data.matrix)
+        sims = (cols[:, items].T @ cols).toarray().astype(np.float32)
+        sims[np.arange(len(items)), items] = -np.inf
+        sims[sims <= 0] = -np.inf
+        return topk_rows(sims, k)
+
+    def explain(self, user: int, item: int, n: int = 2) -> list[tuple[int, float]]:
+        """The user's own history items that most support recommending ``item``:
+        [(history item index, weight)], strongest first; [] when nothing in the history
+        relates to it. Default: co-purchase cosine between the item and each history item.
+        """
+        self._check_fitted()
+        history = self.data.matrix[user].indices
+        if len(history) == 0:
+            return []
+        cols = normalized_columns(self.data.matrix)
+        sims = (cols[:, history].T @ cols[:, [item]]).toarray().ravel()
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(int(history[i]), float(sims[i])) for i in order if sims[i] > 0]
+
+    def _check_fitted(self) -> None:
+        if self.data is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _blocks(values: np.ndarray, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    for start in range(0, len(values), size):
+        yield start, values[start : start + size]
+
+
+def topk_rows(scores: np.ndarray, k: int) -> TopK:
+    """Per row, the k highest finite scores (ties broken by lower index), best first."""
+    n, m = scores.shape
+    kk = min(k, m)
+    items = np.full((n, k), -1, dtype=np.int64)
+    values = np.full((n, k), -np.inf, dtype=np.float32)
+    if kk == 0 or n == 0:
+        return TopK(items, values)
+    if kk < m:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # Sort by score descending, then index ascending (stable on a lexsort).
+    order = np.lexsort((part, -part_scores), axis=1)
+    best = np.take_along_axis(part, order, axis=1)
+    best_scores = np.take_along_axis(part_scores, order, axis=1)
+    finite = np.isfinite(best_scores)
+    items[:, :kk] = np.where(finite, best, -1)
+    values[:, :kk] = np.where(finite, best_scores, -np.inf)
+    return TopK(items, values)
+
+
+def normalized_columns(matrix: sparse.csr_matrix) -> sparse.csc_matrix:
+    """The matrix with each column scaled to unit L2 norm (zero columns stay zero)."""
+    csc = sparse.csc_matrix(matrix, dtype=np.float32)
+    norms = np.sqrt(np.asarray(csc.multiply(csc).sum(axis=0)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.csc_matrix(csc @ sparse.diags(1.0 / norms).astype(np.float32))

@@ -1,0 +1,1 @@
+"""Offline evaluation of recommenders: temporal splits, ranking metrics, tuning, selection."""
