@@ -13,9 +13,12 @@ neither grant superuser status or single permissions, nor change or delete a sup
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
@@ -23,14 +26,17 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 
 from marketing import selectors
 from marketing.forms import CatalogAdminForm
 from marketing.models import (
+    AuditEvent,
     Catalog,
     Customer,
+    DerivedCategory,
     Event,
     Job,
     Product,
@@ -41,6 +47,8 @@ from marketing.models import (
     Upload,
 )
 from marketing.services import catalogs as catalog_services
+from marketing.services import categories as category_services
+from marketing.services import customers as customer_services
 
 
 class EstimatedCountPaginator(Paginator):
@@ -172,11 +180,67 @@ class CustomerAdmin(admin.ModelAdmin):
         "consent_push",
         "consent_ads",
         "created_at",
+        "erased_at",
     )
-    list_filter = ("consent_email", "consent_sms", "consent_push", "consent_ads", "country")
+    list_filter = (
+        ("erased_at", admin.EmptyFieldListFilter),
+        "consent_email",
+        "consent_sms",
+        "consent_push",
+        "consent_ads",
+        "country",
+    )
     search_fields = ("=external_id", "name", "email")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("erased_at", "created_at", "updated_at")
     show_full_result_count = False
+    actions = ["erase_selected"]
+
+    # A plain delete would skip the audit trail and leave the customer's files and reports:
+    # customers go only through the erasure service (the action below, or the customer page).
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        """An erased customer stays anonymous: no one may type data back into the row."""
+        if obj is not None and obj.erased_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(customer_services.ERASURE_PERM)
+
+    @admin.action(description="Erase selected customers", permissions=["erase"])
+    def erase_selected(self, request: HttpRequest, queryset: QuerySet[Customer]):
+        """Django's intermediate confirmation, then the erasure service for each customer."""
+        customers = list(queryset.filter(erased_at__isnull=True).order_by("pk"))
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase customers?",
+                "opts": self.opts,
+                "customers": [
+                    (c, customer_services.customer_erasure_preview(customer=c)) for c in customers
+                ],
+                "already_erased": queryset.filter(erased_at__isnull=False).count(),
+                "active_imports": customer_services.active_imports(),
+                "queryset": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/marketing/customer/erase_selected_confirmation.html", context
+            )
+        erased = 0
+        for customer in customers:
+            try:
+                result = customer_services.customer_erase(user=request.user, customer=customer)
+            except customer_services.CustomerErasureBusy as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                break
+            except Customer.DoesNotExist:
+                continue
+            erased += not result.already_erased
+        self.message_user(request, f"Erased {erased} customer(s).", messages.SUCCESS)
+        return None
 
 
 @admin.register(Event)
@@ -368,3 +432,86 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: entries are written by the services, never by hand."""
+
+    list_display = ("created_at", "action", "actor_username", "object_type", "object_id", "summary")
+    list_filter = ("action", "object_type")
+    search_fields = ("=object_id", "actor_username")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AuditEvent._meta.concrete_fields]
+
+    @admin.display(description="Details")
+    def summary(self, obj: AuditEvent) -> str:
+        return ", ".join(f"{key} {value}" for key, value in (obj.details or {}).items())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class DerivedCategoryAdminForm(forms.ModelForm):
+    """Checks a new name as the rename service does, so the admin shows errors on the field."""
+
+    class Meta:
+        model = DerivedCategory
+        fields = ("name",)
+
+    def clean_name(self) -> str:
+        try:
+            name = category_services.category_name_clean(self.cleaned_data.get("name", ""))
+        except ValidationError as exc:  # {"name": …} from the service: this field's errors
+            raise forms.ValidationError(exc.messages) from exc
+        taken = (
+            DerivedCategory.objects.filter(catalog_id=self.instance.catalog_id, name__iexact=name)
+            .exclude(pk=self.instance.pk)
+            .exists()
+        )
+        if taken:
+            raise forms.ValidationError(f"Another category of this catalog is named “{name}”.")
+        return name
+
+
+@admin.register(DerivedCategory)
+class DerivedCategoryAdmin(admin.ModelAdmin):
+    """Derived by profile refreshes; admins only rename them, through the service (which
+    audits the rename and refreshes profiles). No adding or deleting: derivation owns that."""
+
+    form = DerivedCategoryAdminForm
+    list_display = ("name", "auto_name", "catalog", "size", "renamed_by", "renamed_at")
+    list_filter = ("catalog",)
+    list_select_related = ("catalog", "renamed_by")
+    search_fields = ("name", "auto_name")
+    fields = ("catalog", "name", "auto_name", "terms", "size", "renamed_by", "renamed_at")
+    readonly_fields = ("catalog", "auto_name", "terms", "size", "renamed_by", "renamed_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: DerivedCategory, form: forms.ModelForm, change: bool
+    ) -> None:
+        try:
+            renamed = category_services.category_rename(
+                user=request.user, category=obj, name=form.cleaned_data["name"]
+            )
+        except ValidationError as exc:  # removed or renamed concurrently since the form
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            obj.refresh_from_db()
+            return
+        obj.refresh_from_db()
+        if renamed.refresh_job is not None:
+            self.message_user(
+                request, "Customer profiles are being refreshed with the new name.", messages.INFO
+            )

@@ -1,14 +1,18 @@
-"""Reading segments: lists, one segment's statistics and its members (Profile ⋈ membership)."""
+"""Reading segments: lists, one segment's statistics and its members (Profile ⋈ membership),
+and the rule builder's live count and category suggestions."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Avg, Count, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
-from marketing.models import Catalog, Profile, Segment
+from marketing.models import Catalog, Product, Profile, Segment, effective_category
+from marketing.segment_rules import catalog_as_of, rule_profiles
 
 TOP_N = 5
 
@@ -104,3 +108,52 @@ def segment_member_rows(*, segment: Segment) -> Iterator[tuple]:
         )
         .iterator(chunk_size=2000)
     )
+
+
+# --------------------------------------------------------------------------- rule builder
+
+MAX_CATEGORY_SUGGESTIONS = 500
+
+
+@dataclass(frozen=True)
+class RulePreview:
+    count: int
+    profiled: int  # the catalog's profiled customers
+    as_of: dt.datetime | None
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.count / self.profiled if self.profiled else 0.0
+
+
+def segment_rule_preview(*, catalog: Catalog, rule: Any) -> RulePreview:
+    """How many of the catalog's profiled customers the rule matches (RuleError if invalid)."""
+    as_of = catalog_as_of(catalog)
+    members = rule_profiles(rule, catalog=catalog, as_of=as_of).order_by()
+    profiled = Profile.objects.filter(catalog=catalog).count()
+    return RulePreview(count=members.count() if profiled else 0, profiled=profiled, as_of=as_of)
+
+
+def segment_has_profiles(*, catalog: Catalog) -> bool:
+    return Profile.objects.filter(catalog=catalog).exists()
+
+
+def catalog_rule_categories(
+    *, catalog: Catalog, limit: int = MAX_CATEGORY_SUGGESTIONS
+) -> list[str]:
+    """The catalog's effective categories (own, else derived) and every parent path of them,
+    sorted, for the builder's suggestions ("Home" covers "Home > Kitchen")."""
+    paths = (
+        Product.objects.filter(catalog=catalog)
+        .annotate(path=effective_category())
+        .exclude(path="")
+        .order_by("path")
+        .values_list("path", flat=True)
+        .distinct()
+    )
+    names: set[str] = set()
+    for path in paths[: limit * 4]:
+        parts = [p.strip() for p in path.split(">")]
+        for depth in range(1, len(parts) + 1):
+            names.add(" > ".join(parts[:depth]))
+    return sorted(names, key=str.casefold)[:limit]

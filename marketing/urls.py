@@ -2,7 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from marketing.views import browse, catalogs, imports, jobs, pages, profiles, segments
+from marketing.views import (
+    browse,
+    catalogs,
+    categories,
+    erasure,
+    imports,
+    jobs,
+    pages,
+    profiles,
+    segments,
+)
 
 marketing_patterns = [
     path("", pages.home, name="home"),
@@ -18,6 +28,7 @@ marketing_patterns = [
     path("products/<int:pk>/", browse.product_detail, name="product-detail"),
     path("customers/", browse.customer_list, name="customer-list"),
     path("customers/<int:pk>/", browse.customer_detail, name="customer-detail"),
+    path("customers/<int:pk>/erase/", erasure.customer_erase, name="customer-erase"),
     # Imports
     path("catalogs/<int:catalog_pk>/import/", imports.upload_create, name="upload-create"),
     path("uploads/<int:pk>/mapping/", imports.upload_mapping, name="upload-mapping"),
@@ -28,6 +39,14 @@ marketing_patterns = [
     path("catalogs/<int:catalog_pk>/segments/", segments.segment_list, name="segment-list"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment-detail"),
     path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),
+    path("catalogs/<int:catalog_pk>/segments/new/", segments.segment_create, name="segment-create"),
+    path("catalogs/<int:catalog_pk>/segments/count/", segments.segment_count, name="segment-count"),
+    path("segments/<int:pk>/edit/", segments.segment_update, name="segment-update"),
+    path("segments/<int:pk>/delete/", segments.segment_delete, name="segment-delete"),
+    # Categories (derived from product text; admins rename them)
+    path("catalogs/<int:catalog_pk>/categories/", categories.category_list, name="category-list"),
+    path("categories/<int:pk>/", categories.category_row, name="category-row"),
+    path("categories/<int:pk>/rename/", categories.category_rename, name="category-rename"),
     # Jobs
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/<int:pk>/", jobs.job_detail, name="job-detail"),

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import User
 
-ROLE_PERMISSIONS = importlib.import_module("marketing.migrations.0002_roles").ROLE_PERMISSIONS
-
-
-def _role(name: str) -> Group:
-    """The role's group, rebuilt as the migration made it when a flush removed it.
-
-    Transactional tests (live_server, real workers) end with a flush that empties
-    auth_group; post_migrate brings the permissions back, but not the data migration's roles.
-    """
-    group, created = Group.objects.get_or_create(name=name)
-    if created:
-        group.permissions.set(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            for app_label, codename in ROLE_PERMISSIONS[name]
-        )
-    return group
+from tests.roles import role_group
 
 
 def _user(username: str, role: str | None) -> User:
     user = User.objects.create_user(username, f"{username}@example.test", "pw-" + username)
     if role:
-        user.groups.add(_role(role))
+        user.groups.add(role_group(role))
     return user
 
 

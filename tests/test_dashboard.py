@@ -7,11 +7,19 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from marketing import selectors_profiles
-from marketing.models import EventKind, Profile
+from marketing.models import Customer, EventKind, Profile
+from marketing.services.customers import customer_erase
 from marketing.services.profiles import profile_refresh_run, profile_refresh_start
-from tests.factories import CatalogFactory, CustomerFactory, EventFactory, ProductFactory
+from tests.factories import (
+    CatalogFactory,
+    CustomerFactory,
+    EventFactory,
+    JobFactory,
+    ProductFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +184,34 @@ def test_default_catalog_is_the_latest_profiled_one(shop, marketer, client):
     refresh(other, marketer)  # profiles nobody
     client.force_login(marketer)
     assert client.get(HOME).context["catalog"] == shop
+
+
+def test_figures_are_cached_until_an_import_refresh_or_erasure_changes_the_data(
+    shop, marketer, admin_user, client
+):
+    """The scans over events are cached under dashboard_version; each way events or profiles
+    change (an import job finishing, a refresh, an erasure) shows at once."""
+    client.force_login(marketer)
+
+    def revenue() -> float:
+        return client.get(HOME, {"catalog": shop.pk}).context["kpis"].revenue
+
+    assert revenue() == pytest.approx(145.0)
+    EventFactory(
+        catalog=shop,
+        product=shop.products.get(sku="MUG"),
+        customer=Customer.objects.get(external_id="cleo"),
+        kind=EventKind.PURCHASE,
+        value=Decimal("10.00"),
+        source="O4",
+        occurred_at=at(2024, 1, 15),
+    )
+    assert revenue() == pytest.approx(145.0)  # rows written behind the importer's back
+    JobFactory(catalog=shop, finished_at=timezone.now())  # what an import leaves behind
+    assert revenue() == pytest.approx(155.0)
+
+    before = selectors_profiles.dashboard_version(catalog=shop)
+    refresh(shop, marketer)
+    assert selectors_profiles.dashboard_version(catalog=shop) != before
+    customer_erase(user=admin_user, customer=Customer.objects.get(external_id="ben"))
+    assert revenue() == pytest.approx(55.0)  # ben's order of 100 is gone

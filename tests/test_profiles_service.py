@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from marketing.models import EventKind, Job, Profile, ProfileRun
-from marketing.services.profiles import profile_refresh_run, profile_refresh_start
+from marketing.models import Event, EventKind, Job, Profile, ProfileRun
+from marketing.services.profiles import _read_frames, profile_refresh_run, profile_refresh_start
 from tests.factories import CatalogFactory, CustomerFactory, EventFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +151,48 @@ def test_catalog_page_offers_refresh_to_importers(shop, marketer, no_role_user, 
     assert url in client.get(catalog.get_absolute_url()).content.decode()
     client.force_login(no_role_user)
     assert url not in client.get(catalog.get_absolute_url()).content.decode()
+
+
+def test_frames_read_with_copy_equal_the_orm_rows():
+    """COPY + Arrow (PostgreSQL) gives the values the ORM gives, odd text and NULLs included."""
+    catalog = CatalogFactory()
+    mug = ProductFactory(catalog=catalog)
+    eva = CustomerFactory(country="Österreich", attributes={"tier": 'gold, "VIP"\nnew'})
+    for source, value, product in (
+        ('O,1 "quoted"\nline', Decimal("0.10"), mug),
+        ("", None, None),
+        ("O2", Decimal("123456789.99"), mug),
+    ):
+        EventFactory(catalog=catalog, product=product, customer=eva, source=source, value=value)
+    EventFactory(catalog=catalog, product=mug, customer=None)  # anonymous: not read
+
+    events, _, customers = _read_frames(catalog)
+    rows = list(
+        Event.objects.filter(catalog=catalog, customer__isnull=False).order_by("-occurred_at")
+    )
+    expected = pd.DataFrame(
+        {
+            "customer_id": pd.Series([e.customer_id for e in rows], dtype="int64"),
+            "product_id": pd.array([e.product_id for e in rows], dtype="Int64"),
+            "kind": [e.kind for e in rows],
+            "quantity": pd.Series([e.quantity for e in rows], dtype="int64"),
+            "value": [float(e.value) if e.value is not None else float("nan") for e in rows],
+            "occurred_at": pd.to_datetime([e.occurred_at for e in rows], utc=True).astype(
+                "datetime64[ns, UTC]"
+            ),
+            "source": [e.source for e in rows],
+        }
+    )
+    pd.testing.assert_frame_equal(events, expected, check_exact=True)
+    assert customers.to_dict("records") == [
+        {
+            "customer_id": eva.pk,
+            "country": "Österreich",
+            "language": eva.language,
+            "consent_email": eva.consent_email,
+            "consent_sms": eva.consent_sms,
+            "consent_push": eva.consent_push,
+            "consent_ads": eva.consent_ads,
+            "attributes": {"tier": 'gold, "VIP"\nnew'},
+        }
+    ]

@@ -177,7 +177,8 @@ def derive_categories(
 
     labels = km.labels_
     sizes = np.bincount(labels, minlength=chosen)
-    order = sorted(range(chosen), key=lambda c: (-sizes[c], c))
+    # Empty clusters (k-means finds fewer distinct points than k on duplicate titles) are left out.
+    order = sorted((c for c in range(chosen) if sizes[c]), key=lambda c: (-sizes[c], c))
     overall = np.asarray(name_matrix.mean(axis=0)).ravel()
     clusters: list[DerivedCategory] = []
     used_names: set[str] = set()

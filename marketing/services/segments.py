@@ -1,20 +1,40 @@
-"""Segments materialised from a catalog's profiles: one per RFM segment, one per learned cluster.
+"""Segments materialised from a catalog's profiles: one per RFM segment, one per learned
+cluster, and the rule segments marketers build.
 
-Both are rewritten by each profile refresh (see `marketing.services.profiles`), inside the
-refresh's transaction, so readers see the old segments or the new ones, never a mix.
+All are rewritten by each profile refresh (see `marketing.services.profiles`), inside the
+refresh's transaction, so readers see the old segments or the new ones, never a mix. Rule
+segments are also filled when they are saved (`segment_rule_create` / `_update`).
 Learned segments use behaviour only (no customer attributes are passed to the core, so
 nothing from `marketing.analytics.sensitive.DEFAULT_SENSITIVE` can be used).
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+from typing import Any
+
 import pandas as pd
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
 from marketing.analytics.clustering import learn_segments
-from marketing.models import Catalog, Profile, ProfileRun, Segment, SegmentMembership
+from marketing.analytics.rules import RuleError, normalise_rule
+from marketing.models import (
+    AuditEvent,
+    Catalog,
+    Profile,
+    ProfileRun,
+    Segment,
+    SegmentMembership,
+)
+from marketing.permissions import require_perm
+from marketing.segment_rules import catalog_as_of, rule_profiles
+from marketing.services.audit import audit
+
+logger = logging.getLogger(__name__)
 
 LEARNED_SEED = 0
 LEARNED_K_RANGE = (3, 8)
@@ -136,3 +156,186 @@ def segments_refresh_learned(*, catalog: Catalog) -> dict:
     ]
     SegmentMembership.objects.bulk_create(members, batch_size=BATCH_SIZE)
     return {"learned": len(segments), "learned_skipped": ""}
+
+
+# --------------------------------------------------------------------------- rule segments
+
+RULE_NAME_MAX = 200
+RULE_DESCRIPTION_MAX = 2000
+
+
+def _rule_clean(
+    *, catalog: Catalog, name: str, description: str, rule: Any, exclude_pk: int | None = None
+) -> tuple[str, str, dict]:
+    """Validated (name, description, normalised rule) or ValidationError by field.
+
+    Rule problems are ``ValidationError``s with ``params={"path": …}`` (the path in the
+    submitted tree, as `normalise_rule` reports it), so a form can place each one.
+    """
+    errors: dict[str, list[ValidationError]] = {}
+    name = (name or "").strip()
+    description = (description or "").strip()
+    if not name:
+        errors.setdefault("name", []).append(ValidationError("Give the segment a name."))
+    elif len(name) > RULE_NAME_MAX:
+        errors.setdefault("name", []).append(
+            ValidationError(f"Keep the name to {RULE_NAME_MAX} characters.")
+        )
+    else:
+        taken = Segment.objects.filter(catalog=catalog, kind=Segment.Kind.RULE, name=name)
+        if exclude_pk is not None:
+            taken = taken.exclude(pk=exclude_pk)
+        if taken.exists():
+            errors.setdefault("name", []).append(_name_taken(name))
+    if len(description) > RULE_DESCRIPTION_MAX:
+        errors.setdefault("description", []).append(
+            ValidationError(f"Keep the description to {RULE_DESCRIPTION_MAX} characters.")
+        )
+    normalised: dict = {}
+    try:
+        normalised = normalise_rule(rule)
+    except RuleError as exc:
+        errors["rule"] = [
+            # "%" is escaped: Django formats a message with its params ("70 %" stays).
+            ValidationError(reason.replace("%", "%%"), code="rule", params={"path": path})
+            for path, reason in exc.errors
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return name, description, normalised
+
+
+def _name_taken(name: str) -> ValidationError:
+    return ValidationError(
+        "This catalog already has a rule segment named “%(name)s”.",
+        code="name_taken",
+        params={"name": name},
+    )
+
+
+def _lock_catalog(catalog: Catalog) -> None:
+    """Serialise with a profile refresh, which replaces profiles under the same row lock:
+    a save then materialises from the new profiles, or the refresh sees the new rule."""
+    Catalog.objects.select_for_update().filter(pk=catalog.pk).exists()
+
+
+@transaction.atomic
+def segment_rule_create(
+    *, user, catalog: Catalog, name: str, description: str = "", rule: Any
+) -> Segment:
+    """Create a rule segment and fill it now; ValidationError for a bad name or rule."""
+    require_perm(user, "marketing.add_segment")
+    name, description, normalised = _rule_clean(
+        catalog=catalog, name=name, description=description, rule=rule
+    )
+    _lock_catalog(catalog)
+    try:
+        with transaction.atomic():
+            segment = Segment.objects.create(
+                catalog=catalog,
+                kind=Segment.Kind.RULE,
+                name=name,
+                description=description,
+                rule=normalised,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+    except IntegrityError:  # a concurrent create with the same name won the race
+        raise ValidationError({"name": [_name_taken(name)]}) from None
+    segment_rule_materialise(segment=segment)
+    audit(actor=user, action=AuditEvent.Action.SEGMENT_CREATED, obj=segment, details={"name": name})
+    return segment
+
+
+@transaction.atomic
+def segment_rule_update(
+    *, user, segment: Segment, name: str, description: str = "", rule: Any
+) -> Segment:
+    """Rename, redescribe and re-rule a rule segment, and refill it now."""
+    require_perm(user, "marketing.change_segment")
+    if segment.kind != Segment.Kind.RULE:
+        raise ValidationError("Only rule segments can be edited; the others follow the profiles.")
+    name, description, normalised = _rule_clean(
+        catalog=segment.catalog,
+        name=name,
+        description=description,
+        rule=rule,
+        exclude_pk=segment.pk,
+    )
+    _lock_catalog(segment.catalog)
+    segment.name, segment.description, segment.rule = name, description, normalised
+    try:
+        with transaction.atomic():
+            segment.save(update_fields=["name", "description", "rule", "updated_at"])
+    except IntegrityError:
+        raise ValidationError({"name": [_name_taken(name)]}) from None
+    segment_rule_materialise(segment=segment)
+    audit(actor=user, action=AuditEvent.Action.SEGMENT_CHANGED, obj=segment, details={"name": name})
+    return segment
+
+
+@transaction.atomic
+def segment_rule_delete(*, user, segment: Segment) -> None:
+    """Delete a rule segment with its memberships (RFM and learned ones are not deletable)."""
+    require_perm(user, "marketing.delete_segment")
+    if segment.kind != Segment.Kind.RULE:
+        raise ValidationError("Only rule segments can be deleted; the others follow the profiles.")
+    audit(
+        actor=user,
+        action=AuditEvent.Action.SEGMENT_DELETED,
+        obj=segment,
+        details={"name": segment.name},
+    )
+    segment.delete()
+
+
+def segment_rule_materialise(*, segment: Segment, as_of: datetime | None = None) -> Segment:
+    """Rewrite the segment's members from its rule (one INSERT … SELECT), size, revenue share.
+
+    ``as_of`` defaults to the catalog's latest profile run. A catalog without profiles
+    gives an empty segment; the next profile refresh fills it.
+    """
+    catalog = segment.catalog
+    if as_of is None:
+        as_of = catalog_as_of(catalog)
+    SegmentMembership.objects.filter(segment=segment).delete()
+    members = rule_profiles(segment.rule, catalog=catalog, as_of=as_of or timezone.now()).order_by()
+    totals = members.aggregate(n=Count("pk"), revenue=Sum("monetary"))
+    if totals["n"]:
+        sql, params = members.values_list("customer_id").query.sql_with_params()
+        membership = SegmentMembership._meta.db_table
+        with connection.cursor() as cursor:
+            # Only our own table name is interpolated; values go in as parameters.
+            cursor.execute(
+                f"INSERT INTO {membership} (segment_id, customer_id) "
+                f"SELECT %s, m.customer_id FROM ({sql}) m",
+                [segment.pk, *params],
+            )
+    segment.size = totals["n"]
+    segment.revenue_share = _share(totals["revenue"] or 0.0, _total_revenue(catalog))
+    segment.refreshed_at = timezone.now()
+    segment.save(update_fields=["size", "revenue_share", "refreshed_at"])
+    return segment
+
+
+@transaction.atomic
+def segments_refresh_rules(*, catalog: Catalog) -> int:
+    """Refill every rule segment of the catalog from the current profiles; returns how many.
+
+    The profile refresh calls this inside its transaction, after replacing the profiles.
+    """
+    as_of = catalog_as_of(catalog)
+    segments = list(Segment.objects.filter(catalog=catalog, kind=Segment.Kind.RULE))
+    for segment in segments:
+        segment.catalog = catalog
+        try:
+            with transaction.atomic():
+                segment_rule_materialise(segment=segment, as_of=as_of)
+        except RuleError as exc:
+            # A rule stored before the validation changed must not fail the whole refresh:
+            # the segment empties until someone edits it (its page says the rule is invalid).
+            logger.warning("rule segment %s has an invalid rule: %s", segment.pk, exc)
+            SegmentMembership.objects.filter(segment=segment).delete()
+            Segment.objects.filter(pk=segment.pk).update(
+                size=0, revenue_share=None, refreshed_at=timezone.now()
+            )
+    return len(segments)

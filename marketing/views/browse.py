@@ -115,12 +115,16 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     form = CustomerFilterForm(request.GET or None, countries=selectors.customer_countries())
     form.is_valid()
     filters = form.filters()
-    customers = selectors.customer_search(**filters)
+    # Erased customers are anonymous rows with nothing to show: lists leave them out.
+    customers = selectors.customer_search(**filters).filter(erased_at__isnull=True)
+    in_catalog = filters["catalog"] is not None
     page = selectors.paginate(
         customers,
         page=selectors.page_number(request.GET.get("page")),
-        # Without a text search the count filters on equality only, so the estimate is good.
-        estimate=not filters["q"],
+        # Without a text search the count filters on equality only, so the estimate is good;
+        # not for the catalog's semi-join (see CATALOG_FILTER_COUNT_CAP), counted to a bound.
+        estimate=not filters["q"] and not in_catalog,
+        cap=selectors.CATALOG_FILTER_COUNT_CAP if in_catalog else selectors.COUNT_CAP,
     )
     context = {
         "form": form,
@@ -140,6 +144,10 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Facts, attributes and a paginated timeline; htmx pages re-render only the timeline."""
     customer = _get_customer_for_user(request, pk)
+    if customer.erased_at is not None:  # nothing left but the anonymous row
+        return render(
+            request, "marketing/customer_erased.html", {"customer": customer, "nav": "customers"}
+        )
     summary = selectors.customer_summary(customer=customer)
     timeline = selectors.paginate(
         selectors.customer_events(customer=customer),
@@ -148,7 +156,13 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         count=False,
     )
     timeline.total = summary.events
-    context = {"customer": customer, "timeline": timeline, "summary": summary, "nav": "customers"}
+    context = {
+        "customer": customer,
+        "timeline": timeline,
+        "summary": summary,
+        "can_erase": request.user.has_perm("marketing.delete_customer"),
+        "nav": "customers",
+    }
     if wants_partial(request):
         return render(request, "marketing/customer_detail.html#timeline", context)
     plain, sensitive = selectors.customer_attributes(customer=customer)

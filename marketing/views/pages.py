@@ -33,7 +33,11 @@ def home(request: HttpRequest) -> HttpResponse:
         "nav": "home",
     }
     if catalog is not None:
-        default_from, default_to = selectors_profiles.dashboard_default_range(catalog=catalog)
+        # Figures come from the cache while the catalog's events and profiles are unchanged.
+        version = selectors_profiles.dashboard_version(catalog=catalog)
+        default_from, default_to = selectors_profiles.dashboard_default_range(
+            catalog=catalog, version=version
+        )
         date_from = data.get("date_from") or default_from
         date_to = data.get("date_to") or default_to
         if date_from > date_to:  # only one end given, on the wrong side of the default
@@ -41,14 +45,26 @@ def home(request: HttpRequest) -> HttpResponse:
         context["form"] = DashboardForm(
             initial={"catalog": catalog, "date_from": date_from, "date_to": date_to}
         )
-        context.update(_dashboard(catalog=catalog, date_from=date_from, date_to=date_to))
+        context.update(
+            _dashboard(catalog=catalog, date_from=date_from, date_to=date_to, version=version)
+        )
     if wants_partial(request):
         return render(request, "marketing/home.html#dashboard", context)
     context.update({"totals": selectors.totals(), "recent_jobs": selectors.job_list(limit=5)})
     return render(request, "marketing/home.html", context)
 
 
-def _dashboard(*, catalog, date_from, date_to) -> dict:
+def _dashboard(*, catalog, date_from, date_to, version) -> dict:
+    """The dashboard section's context, charts included (building them costs as much as the
+    cached queries), kept while the catalog's data is unchanged (see dashboard_version)."""
+    return selectors_profiles.version_cached(
+        version,
+        f"section:{date_from}:{date_to}:{catalog.currency}",
+        lambda: _dashboard_section(catalog=catalog, date_from=date_from, date_to=date_to),
+    )
+
+
+def _dashboard_section(*, catalog, date_from, date_to) -> dict:
     kpis = selectors_profiles.dashboard_kpis(catalog=catalog, date_from=date_from, date_to=date_to)
     months = selectors_profiles.dashboard_revenue_by_month(
         catalog=catalog, date_from=date_from, date_to=date_to

@@ -6,7 +6,6 @@ separate `celery worker` process, for tests that kill it.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from marketing.celery import app as celery_app
+from tests.roles import role_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,18 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _roles(transactional_db, settings) -> None:
     """Role groups again: transactional tests flush every table, the data migration's too."""
-    from django.contrib.auth.models import Group, Permission
-
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-    roles = importlib.import_module("marketing.migrations.0002_roles").ROLE_PERMISSIONS
-    for role, perms in roles.items():
-        group, created = Group.objects.get_or_create(name=role)
-        if created:
-            group.permissions.set(
-                Permission.objects.get(content_type__app_label=app, codename=codename)
-                for app, codename in perms
-            )
+    for role in ("admin", "marketer", "approver"):
+        role_group(role)
 
 
 def _require_real_services() -> None:

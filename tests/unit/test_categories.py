@@ -149,3 +149,12 @@ def test_no_shared_words_gives_a_reason():
 def test_missing_title_column_is_named():
     with pytest.raises(ValueError, match="title"):
         derive_categories(pd.DataFrame({"product_id": [1]}))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_duplicate_titles_fewer_than_k_give_no_empty_category():
+    titles = ["RED COFFEE MUG", "BLUE PILLAR CANDLE", "GREEN TOTE BAG"] * 12
+    products = pd.DataFrame({"product_id": range(36), "title": titles})
+    result = derive_categories(products, k=5, seed=0)  # only three distinct texts
+    assert [c.size for c in result.clusters] == [12, 12, 12]
+    assert result.categories.nunique() == 3

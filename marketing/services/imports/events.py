@@ -21,6 +21,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from marketing.analytics.importing import Issue
 from marketing.models import Catalog, Event
+from marketing.services.customers import CUSTOMER_ERASED
 
 from .rows import _CustomerIndex, _ProductIndex
 
@@ -62,7 +63,10 @@ def _resolve_events(
             Issue(int(row), "sku", str(value), f"unknown SKU in catalog '{catalog.name}'")
         )
     for row, value in zip(out.loc[bad_customer, "_row"], cust[bad_customer], strict=True):
-        issues.append(Issue(int(row), "customer", str(value), "unknown customer"))
+        if value in customers.suppressed:  # an erased customer: the report must not name them
+            issues.append(Issue(int(row), "customer", "", CUSTOMER_ERASED))
+        else:
+            issues.append(Issue(int(row), "customer", str(value), "unknown customer"))
     keep = ~(bad_sku | bad_customer)
     out = out.loc[keep].copy()
     out["product_id"] = product_id[keep]

@@ -19,9 +19,11 @@ from django.db import connection
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from marketing.analytics.importing import Issue
 from marketing.analytics.importing.chunk import CUSTOMER_COLUMNS, PRODUCT_COLUMNS
 from marketing.analytics.importing.formats import ROW_COLUMN
 from marketing.models import Catalog, Customer, Product, Upload
+from marketing.services.customers import CUSTOMER_ERASED, customer_suppression
 
 
 def _updatable(columns: Iterable[str], key: str) -> tuple[str, ...]:
@@ -223,7 +225,11 @@ class _ProductIndex(_RecordIndex):
 
 
 class _CustomerIndex(_RecordIndex):
-    """External id → customer id, loaded lazily per chunk so big customer tables stay out of RAM."""
+    """External id → customer id, loaded lazily per chunk so big customer tables stay out of RAM.
+
+    Erased customers are never matched, updated or created again: their rows are dropped
+    (`suppressed`); a customers file reports them as rejected, without the id.
+    """
 
     model = Customer
     key = "external_id"
@@ -232,11 +238,34 @@ class _CustomerIndex(_RecordIndex):
         self.fields = _mapped(mapping, CUSTOMER_FIELDS, kind)
         self.ids = _IdMap()
         self.complete = False
+        self.kind = kind
+        self.suppressed = customer_suppression()
+        self._issues: list[Issue] = []
+
+    def upsert(self, frame: pd.DataFrame, status: _KeyStatus) -> None:
+        if self.suppressed and not frame.empty:
+            keys = frame[self.key]
+            self.lookup(keys)
+            erased = keys.map(lambda k: k not in self.ids and k in self.suppressed).astype(bool)
+            if erased.any():
+                if self.kind == Upload.Kind.CUSTOMERS:  # other kinds reject the events instead
+                    self._issues.extend(
+                        Issue(int(row), "external_id", "", CUSTOMER_ERASED)
+                        for row in frame.loc[erased, ROW_COLUMN]
+                    )
+                frame = frame.loc[~erased]
+        super().upsert(frame, status)
+
+    def take_issues(self) -> list[Issue]:
+        issues, self._issues = self._issues, []
+        return issues
 
     def preload_all(self) -> None:
         """Load every customer's id at once, so a streaming COPY needs no lookups later."""
         self.ids = _IdMap(
-            Customer.objects.values_list("external_id", "pk").iterator(chunk_size=50_000)
+            Customer.objects.filter(erased_at__isnull=True)
+            .values_list("external_id", "pk")
+            .iterator(chunk_size=50_000)
         )
         self.complete = True
 
@@ -251,7 +280,7 @@ class _CustomerIndex(_RecordIndex):
                 # One array parameter: far cheaper to bind than an IN list of 50k strings.
                 cur.execute(
                     f"SELECT external_id, id FROM {Customer._meta.db_table} "
-                    "WHERE external_id = ANY(%s)",
+                    "WHERE external_id = ANY(%s) AND erased_at IS NULL",
                     [missing],
                 )
                 self.ids.update(cur.fetchall())
@@ -259,7 +288,9 @@ class _CustomerIndex(_RecordIndex):
         for start in range(0, len(missing), 900):  # SQLite's bound-variable limit
             part = missing[start : start + 900]
             self.ids.update(
-                Customer.objects.filter(external_id__in=part).values_list("external_id", "pk")
+                Customer.objects.filter(external_id__in=part, erased_at__isnull=True).values_list(
+                    "external_id", "pk"
+                )
             )
 
     def _build(self, r: dict) -> Customer:

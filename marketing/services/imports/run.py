@@ -29,6 +29,7 @@ from marketing.analytics.importing import (
 )
 from marketing.analytics.importing.errors import NUL_SHOWN_AS
 from marketing.models import Catalog, Job, Upload
+from marketing.services.customers import ERASURE_LOCK_CLASS
 from marketing.services.jobs import (
     JobCancelled,
     ProgressReporter,
@@ -213,6 +214,7 @@ def _import(job: Job, issues_path: Path) -> dict:
                     issues.write(chunk.issues)
                     product_index.upsert(chunk.products, products)
                     customer_index.upsert(chunk.customers, customers)
+                    issues.write(customer_index.take_issues())  # erased customers' rows
                     resolved, event_issues = _resolve_events(
                         chunk.events, product_index, customer_index, catalog
                     )
@@ -248,6 +250,8 @@ def _lock_catalog(catalog: Catalog) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7001, catalog.pk])
+            # Shared among imports; a customer erasure takes it exclusively (services.customers).
+            cur.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [ERASURE_LOCK_CLASS])
     # SQLite: the IMMEDIATE transaction already holds the database's single write lock.
 
 

@@ -1,0 +1,546 @@
+"""Customer erasure: the service, the confirmation page, the Django admin action, and what
+later imports, exports, reports and logs show of the erased customer (nothing).
+
+Users: alice (admin, may erase), mary (marketer) and avery (approver) may not.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.urls import reverse
+
+from marketing.models import (
+    AuditEvent,
+    Customer,
+    Event,
+    EventKind,
+    Job,
+    Profile,
+    Segment,
+    SegmentMembership,
+    Upload,
+)
+from marketing.services import customers as customer_services
+from marketing.services import profiles as profile_services
+from marketing.services.customers import customer_erase, erasure_token
+from marketing.services.imports import run as imports_run
+from marketing.services.imports import upload_create
+from marketing.services.profiles import profile_refresh_run, profile_refresh_start
+from tests.factories import CatalogFactory, CustomerFactory, EventFactory, ProductFactory
+from tests.integration.import_support import lines, report_rows, run_inline, succeeded
+
+pytestmark = pytest.mark.django_db
+
+PII = ("anna-77", "anna.schmidt@example.test", "Anna Schmidt")
+
+
+def at(day: int) -> dt.datetime:
+    return dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC) + dt.timedelta(days=day)
+
+
+def refresh(catalog, user) -> None:
+    job = profile_refresh_start(catalog=catalog, user=user)
+    profile_refresh_run(job_id=job.pk, worker="inline")
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, (job.status, job.error)
+
+
+@pytest.fixture
+def shop(marketer):
+    """Two catalogs; anna buys in both, ben and cleo in the first. Profiles and segments built."""
+    first, second = CatalogFactory(name="Shop"), CatalogFactory(name="Outlet")
+    anna = CustomerFactory(
+        external_id="anna-77",
+        email="anna.schmidt@example.test",
+        name="Anna Schmidt",
+        country="Germany",
+        language="de",
+        consent_email=True,
+        consent_ads=True,
+        attributes={"age": "41", "tier": "gold"},
+    )
+    ben = CustomerFactory(external_id="ben-12", email="ben@example.test", name="Ben Jones")
+    cleo = CustomerFactory(external_id="cleo-5", email="cleo@example.test", country="France")
+    for catalog in (first, second):
+        mug = ProductFactory(catalog=catalog, sku="MUG", price=Decimal("10.00"))
+        buyers = [(anna, 1), (anna, 9), (ben, 4)] if catalog is first else [(anna, 3)]
+        buyers += [(cleo, 6)] if catalog is first else []
+        for i, (who, day) in enumerate(buyers):
+            EventFactory(
+                catalog=catalog,
+                product=mug,
+                customer=who,
+                kind=EventKind.PURCHASE,
+                value=Decimal(10 + i),
+                source=f"{who.external_id}-{i}",
+                occurred_at=at(day),
+            )
+        refresh(catalog, marketer)
+    return {"first": first, "second": second, "anna": anna, "ben": ben, "cleo": cleo}
+
+
+def others(shop) -> dict:
+    """Everything stored about the customers who are not erased."""
+    ids = [shop["ben"].pk, shop["cleo"].pk]
+    return {
+        "customers": list(Customer.objects.filter(pk__in=ids).order_by("pk").values()),
+        "events": list(Event.objects.filter(customer_id__in=ids).order_by("id").values()),
+        "profiles": list(
+            Profile.objects.filter(customer_id__in=ids).order_by("pk").values("pk", "monetary")
+        ),
+        "memberships": list(
+            SegmentMembership.objects.filter(customer_id__in=ids)
+            .order_by("pk")
+            .values_list("segment_id", "customer_id")
+        ),
+    }
+
+
+def assert_no_pii(text: str) -> None:
+    for value in PII:
+        assert value.lower() not in text.lower(), value
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+def test_erase_removes_behaviour_blanks_personal_data_and_keeps_others(shop, admin_user):
+    anna = shop["anna"]
+    segments_before = {s.pk: s.size for s in Segment.objects.all()}
+    anna_segments = set(
+        SegmentMembership.objects.filter(customer=anna).values_list("segment_id", flat=True)
+    )
+    assert anna_segments and Profile.objects.filter(customer=anna).count() == 2
+    untouched = others(shop)
+
+    result = customer_erase(user=admin_user, customer=anna)
+
+    assert (result.events, result.profiles, result.segments) == (3, 2, len(anna_segments))
+    assert result.memberships == len(anna_segments)
+    assert not Event.objects.filter(customer_id=anna.pk).exists()
+    assert not Profile.objects.filter(customer=anna).exists()
+    assert not SegmentMembership.objects.filter(customer=anna).exists()
+    anna.refresh_from_db()
+    assert anna.erased_at is not None
+    assert anna.external_id == erasure_token("anna-77")
+    assert anna.external_id.startswith("erased-") and "anna" not in anna.external_id
+    assert (anna.email, anna.name, anna.country, anna.language, anna.attributes) == (
+        "",
+        "",
+        "",
+        "",
+        {},
+    )
+    assert not any([anna.consent_email, anna.consent_sms, anna.consent_push, anna.consent_ads])
+    for segment in Segment.objects.all():
+        expected = segments_before[segment.pk] - (segment.pk in anna_segments)
+        assert segment.size == expected == segment.memberships.count()
+    assert others(shop) == untouched
+
+
+def test_audit_entry_has_counts_and_no_personal_data(shop, admin_user):
+    customer_erase(user=admin_user, customer=shop["anna"])
+
+    entry = AuditEvent.objects.get(action=AuditEvent.Action.CUSTOMER_ERASED)
+    assert (entry.actor, entry.actor_username) == (admin_user, "alice")
+    assert (entry.object_type, entry.object_id) == ("marketing.customer", str(shop["anna"].pk))
+    assert entry.details["events"] == 3 and entry.details["profiles"] == 2
+    assert_no_pii(json.dumps(model_to_dict(entry), default=str) + str(entry))
+
+
+def test_erasing_twice_is_a_no_op(shop, admin_user):
+    customer_erase(user=admin_user, customer=shop["anna"])
+    anna = Customer.objects.get(pk=shop["anna"].pk)
+    before = model_to_dict(anna)
+
+    result = customer_erase(user=admin_user, customer=anna)
+
+    assert result.already_erased
+    assert "already erased" in result.message
+    assert model_to_dict(Customer.objects.get(pk=anna.pk)) == before
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CUSTOMER_ERASED).count() == 1
+
+
+@pytest.mark.parametrize("user_fixture", ["marketer", "approver", "no_role_user"])
+def test_service_requires_the_erasure_permission(shop, request, user_fixture):
+    untouched = model_to_dict(shop["anna"])
+    with pytest.raises(PermissionDenied):
+        customer_erase(user=request.getfixturevalue(user_fixture), customer=shop["anna"])
+    assert model_to_dict(Customer.objects.get(pk=shop["anna"].pk)) == untouched
+    assert Event.objects.filter(customer_id=shop["anna"].pk).count() == 3
+    assert not AuditEvent.objects.exists()
+
+
+def test_refuses_while_an_import_is_queued(shop, admin_user):
+    Job.objects.create(kind=Job.Kind.IMPORT, status=Job.Status.QUEUED, catalog=shop["first"])
+    with pytest.raises(customer_services.CustomerErasureBusy):
+        customer_erase(user=admin_user, customer=shop["anna"])
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+    assert Event.objects.filter(customer_id=shop["anna"].pk).count() == 3
+
+
+def raw_connection() -> psycopg.Connection:
+    """A second database session, outside the test's transaction (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+    )
+
+
+def test_refuses_at_once_while_an_import_is_writing(shop, admin_user):
+    """An import holds the shared erasure lock for its whole transaction: no waiting."""
+    importer = raw_connection()
+    try:
+        with importer.cursor() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, 0)",
+                [customer_services.ERASURE_LOCK_CLASS],
+            )
+        with pytest.raises(customer_services.CustomerErasureBusy):
+            customer_erase(user=admin_user, customer=shop["anna"])
+    finally:
+        importer.close()
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+
+
+def test_imports_take_the_erasure_lock_shared(shop):
+    imports_run._lock_catalog(shop["first"])  # what an import does first, in its transaction
+    other = raw_connection()
+    try:
+        with other.cursor() as cur:
+            lock = customer_services.ERASURE_LOCK_CLASS
+            cur.execute("SELECT pg_try_advisory_xact_lock(%s, 0)", [lock])
+            assert cur.fetchone() == (False,)  # an erasure cannot start
+            cur.execute("SELECT pg_try_advisory_xact_lock_shared(%s, 0)", [lock])
+            assert cur.fetchone() == (True,)  # another import can
+    finally:
+        other.close()
+
+
+def test_logs_name_no_personal_data(shop, admin_user, client, caplog):
+    caplog.set_level(logging.DEBUG)
+    client.force_login(admin_user)
+    url = reverse("marketing:customer-erase", args=[shop["anna"].pk])
+    client.get(url)
+    client.post(url, {"confirmation": "anna-77"})
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is not None
+    assert any("erased" in r.getMessage() for r in caplog.records)
+    assert_no_pii(caplog.text)
+
+
+def test_admin_history_no_longer_names_the_customer(shop, admin_user):
+    anna = shop["anna"]
+    LogEntry.objects.create(
+        user=admin_user,
+        content_type=ContentType.objects.get_for_model(Customer),
+        object_id=str(anna.pk),
+        object_repr=str(anna),
+        action_flag=CHANGE,
+    )
+    customer_erase(user=admin_user, customer=anna)
+    entry = LogEntry.objects.get()
+    assert entry.object_repr == erasure_token("anna-77")
+
+
+def test_a_refresh_that_read_events_before_the_erasure_writes_no_profile(
+    shop, admin_user, marketer, monkeypatch
+):
+    """The refresh reads, the erasure commits, then the refresh writes: the erased customer
+    gets no profile and no membership from the stale read."""
+    real = profile_services._read_frames
+
+    def read_then_erase(catalog):
+        frames = real(catalog)
+        customer_erase(user=admin_user, customer=Customer.objects.get(pk=shop["anna"].pk))
+        return frames
+
+    monkeypatch.setattr(profile_services, "_read_frames", read_then_erase)
+    refresh(shop["first"], marketer)
+
+    assert not Profile.objects.filter(customer_id=shop["anna"].pk).exists()
+    assert not SegmentMembership.objects.filter(customer_id=shop["anna"].pk).exists()
+    assert Profile.objects.filter(catalog=shop["first"]).count() == 2  # ben and cleo
+
+
+# --- files: uploads, samples, reports, and later imports ------------------------------------
+
+CUSTOMERS_FILE = lines(
+    "customer_id,email,name,country",
+    "anna-77,anna.schmidt@example.test,Anna Schmidt,Germany",
+    "ben-12,ben@example.test,Ben Jones,United Kingdom",
+)
+PRODUCTS_FILE = lines("sku,title,price", "MUG,Mug,10", "PAN,Pan,20")
+EVENTS_FILE = lines(
+    "customer_id,sku,kind,quantity,value,occurred_at,source",
+    "anna-77,MUG,purchase,1,10,2024-03-01 10:00:00,O1",
+    "ben-12,PAN,purchase,1,20,2024-03-02 10:00:00,O2",
+)
+
+
+def test_upload_files_samples_and_reports_lose_the_customer(
+    admin_user, marketer, django_capture_on_commit_callbacks
+):
+    catalog = CatalogFactory(name="Files")
+    products = succeeded(run_inline(catalog, marketer, "products", PRODUCTS_FILE))
+    early = succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "early.csv"))
+    assert {r["value"] for r in report_rows(early.report_file.read())} == {"anna-77", "ben-12"}
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE))
+    succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "late.csv"))
+    pending = upload_create(
+        catalog=catalog,
+        kind="customers",
+        file=SimpleUploadedFile("pending.csv", CUSTOMERS_FILE),
+        user=marketer,
+    )
+    unrelated = upload_create(
+        catalog=catalog,
+        kind="customers",
+        file=SimpleUploadedFile("other.csv", lines("customer_id,email", "anna-770,x@y.test")),
+        user=marketer,
+    )
+    paths = {u.original_name: Path(u.file.path) for u in Upload.objects.all()}
+    assert pending.detected["sample"] and unrelated.detected["sample"]
+    anna = Customer.objects.get(external_id="anna-77")
+
+    with django_capture_on_commit_callbacks(execute=True):  # files change once it commits
+        result = customer_erase(user=admin_user, customer=anna)
+
+    assert (result.events, result.uploads_removed, result.reports_redacted) == (1, 4, 1)
+    assert not Upload.objects.filter(pk=pending.pk).exists()  # never imported: gone
+    kept = {u.original_name: u for u in Upload.objects.all()}
+    assert set(kept) == {"products.csv", "early.csv", "customers.csv", "late.csv", "other.csv"}
+    for name in ("early.csv", "customers.csv", "late.csv"):
+        assert not kept[name].file  # imported: the row stays, the file goes
+    # "anna-770" is someone else: whole ids only.
+    assert {name for name, path in paths.items() if path.exists()} == {"products.csv", "other.csv"}
+    for upload in Upload.objects.exclude(pk=unrelated.pk):
+        assert_no_pii(json.dumps(upload.detected))
+    assert Upload.objects.get(pk=unrelated.pk).detected == unrelated.detected
+    early.refresh_from_db()
+    rows = report_rows(early.report_file.read())
+    assert [r["value"] for r in rows] == ["[erased]", "ben-12"]
+    assert [r["reason"] for r in rows] == ["unknown customer"] * 2
+    products.refresh_from_db()
+    assert products.report_file  # reports without the customer are left alone
+
+
+def test_a_later_import_cannot_bring_the_customer_back(admin_user, marketer):
+    catalog = CatalogFactory(name="Again")
+    succeeded(run_inline(catalog, marketer, "products", PRODUCTS_FILE))
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE))
+    anna = Customer.objects.get(external_id="anna-77")
+    customer_erase(user=admin_user, customer=anna)
+
+    again = succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE, "again.csv"))
+    events = succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "events2.csv"))
+    token = succeeded(
+        run_inline(
+            catalog,
+            marketer,
+            "customers",
+            lines("customer_id,email", f"{erasure_token('anna-77')},anna.schmidt@example.test"),
+            "token.csv",
+        )
+    )
+
+    assert not Customer.objects.filter(external_id="anna-77").exists()
+    assert Customer.objects.get(pk=anna.pk).email == ""
+    assert again.result["rejected"] == 1 and again.result["customers"]["unchanged"] == 1
+    assert token.result["rejected"] == 1
+    assert events.result["rejected"] == 1 and events.result["events"]["inserted"] == 1
+    assert not Event.objects.filter(customer_id=anna.pk).exists()
+    for job in (again, events, token):
+        rows = report_rows(job.report_file.read())
+        assert [r["reason"] for r in rows] == ["customer was erased"]
+        assert_no_pii(json.dumps(rows))
+
+
+# --- the confirmation page ------------------------------------------------------------------
+
+
+def erase_url(customer) -> str:
+    return reverse("marketing:customer-erase", args=[customer.pk])
+
+
+def test_page_shows_what_goes_and_what_stays(client, admin_user, shop):
+    client.force_login(admin_user)
+    response = client.get(erase_url(shop["anna"]))
+    assert response.status_code == 200
+    preview = response.context["preview"]
+    assert (preview.events, preview.profiles) == (3, 2)
+    text = response.content.decode()
+    assert "What stays" in text and "audit entry" in text
+    assert 'name="csrfmiddlewaretoken"' in text
+
+
+def test_wrong_confirmation_erases_nothing(client, admin_user, shop):
+    client.force_login(admin_user)
+    response = client.post(erase_url(shop["anna"]), {"confirmation": "anna-7"})
+    assert response.status_code == 200
+    assert "nothing was erased" in response.content.decode()
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+    assert Event.objects.filter(customer_id=shop["anna"].pk).count() == 3
+    assert not AuditEvent.objects.exists()
+
+
+def test_missing_confirmation_erases_nothing(client, admin_user, shop):
+    client.force_login(admin_user)
+    response = client.post(erase_url(shop["anna"]), {})
+    assert response.status_code == 200
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+
+
+def test_confirmed_post_erases_and_says_so_without_personal_data(client, admin_user, shop):
+    client.force_login(admin_user)
+    response = client.post(erase_url(shop["anna"]), {"confirmation": "anna-77"}, follow=True)
+    assert response.redirect_chain[-1][0] == shop["anna"].get_absolute_url()
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is not None
+    text = response.content.decode()
+    assert "Erased customer" in text and "3 events" in text
+    assert_no_pii(text)
+
+
+def test_posting_again_is_a_no_op(client, admin_user, shop):
+    client.force_login(admin_user)
+    client.post(erase_url(shop["anna"]), {"confirmation": "anna-77"})
+    response = client.post(erase_url(shop["anna"]), {"confirmation": "anna-77"}, follow=True)
+    assert "already erased" in response.content.decode()
+    assert AuditEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("user_fixture", ["marketer", "approver"])
+def test_others_get_403_on_get_and_post(client, request, shop, user_fixture):
+    client.force_login(request.getfixturevalue(user_fixture))
+    assert client.get(erase_url(shop["anna"])).status_code == 403
+    assert client.post(erase_url(shop["anna"]), {"confirmation": "anna-77"}).status_code == 403
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+
+
+def test_anonymous_is_sent_to_login(client, shop):
+    response = client.post(erase_url(shop["anna"]), {"confirmation": "anna-77"})
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+
+
+def test_missing_customer_is_404(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get(reverse("marketing:customer-erase", args=[999999])).status_code == 404
+
+
+def test_page_refuses_while_an_import_is_queued(client, admin_user, shop):
+    Job.objects.create(kind=Job.Kind.IMPORT, status=Job.Status.QUEUED, catalog=shop["first"])
+    client.force_login(admin_user)
+    assert "cannot be erased" in client.get(erase_url(shop["anna"])).content.decode()
+    response = client.post(erase_url(shop["anna"]), {"confirmation": "anna-77"})
+    assert response.status_code == 200
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+
+
+def test_erase_button_only_for_those_who_may_erase(client, admin_user, marketer, shop):
+    url = shop["anna"].get_absolute_url()
+    client.force_login(admin_user)
+    assert erase_url(shop["anna"]) in client.get(url).content.decode()
+    client.force_login(marketer)
+    assert erase_url(shop["anna"]) not in client.get(url).content.decode()
+
+
+# --- exports and pages afterwards -----------------------------------------------------------
+
+
+def test_exports_and_pages_show_nothing_of_them_afterwards(client, admin_user, marketer, shop):
+    customer_erase(user=admin_user, customer=shop["anna"])
+    client.force_login(marketer)
+    for segment in Segment.objects.all():
+        response = client.get(reverse("marketing:segment-members-csv", args=[segment.pk]))
+        body = b"".join(response.streaming_content).decode()
+        ids = {row[0] for row in list(csv.reader(io.StringIO(body)))[1:]}
+        assert shop["anna"].external_id not in ids
+        assert not any(i.startswith("erased-") for i in ids)
+        assert_no_pii(body)
+    listing = client.get(reverse("marketing:customer-list")).content.decode()
+    assert "ben-12" in listing and "erased-" not in listing
+    assert_no_pii(listing)
+    assert_no_pii(client.get(reverse("marketing:customer-list"), {"q": "anna"}).content.decode())
+    detail = client.get(shop["anna"].get_absolute_url())
+    assert detail.status_code == 200 and "Erased customer" in detail.content.decode()
+    assert_no_pii(detail.content.decode())
+
+
+# --- Django admin ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_admin(admin_user):
+    admin_user.is_staff = True
+    admin_user.save(update_fields=["is_staff"])
+    return admin_user
+
+
+def test_admin_action_confirms_then_erases_through_the_service(client, staff_admin, shop):
+    client.force_login(staff_admin)
+    url = reverse("admin:marketing_customer_changelist")
+    data = {"action": "erase_selected", "_selected_action": [shop["anna"].pk, shop["ben"].pk]}
+
+    confirm = client.post(url, data)
+    assert confirm.status_code == 200
+    assert "Yes, erase them" in confirm.content.decode()
+    assert not Customer.objects.filter(erased_at__isnull=False).exists()
+
+    response = client.post(url, {**data, "post": "yes"})
+    assert response.status_code == 302
+    assert Customer.objects.filter(erased_at__isnull=False).count() == 2
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CUSTOMER_ERASED).count() == 2
+    assert Customer.objects.get(pk=shop["cleo"].pk).erased_at is None
+
+
+def test_admin_offers_no_plain_delete(client, staff_admin, shop):
+    client.force_login(staff_admin)
+    changelist = client.get(reverse("admin:marketing_customer_changelist"))
+    assert "delete_selected" not in changelist.content.decode()
+    assert "erase_selected" in changelist.content.decode()
+    delete = reverse("admin:marketing_customer_delete", args=[shop["anna"].pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert Customer.objects.filter(pk=shop["anna"].pk).exists()
+
+
+def test_admin_cannot_type_data_back_into_an_erased_customer(client, staff_admin, shop):
+    customer_erase(user=staff_admin, customer=shop["anna"])
+    client.force_login(staff_admin)
+    url = reverse("admin:marketing_customer_change", args=[shop["anna"].pk])
+    client.post(url, {"external_id": "anna-77", "email": "anna.schmidt@example.test"})
+    assert Customer.objects.get(pk=shop["anna"].pk).email == ""
+
+
+def test_audit_trail_is_read_only_in_the_admin(client, staff_admin, shop):
+    customer_erase(user=staff_admin, customer=shop["anna"])
+    entry = AuditEvent.objects.get()
+    client.force_login(staff_admin)
+    listing = client.get(reverse("admin:marketing_auditevent_changelist"))
+    assert listing.status_code == 200 and "Customer erased" in listing.content.decode()
+    assert client.get(reverse("admin:marketing_auditevent_add")).status_code == 403
+    assert (
+        client.post(reverse("admin:marketing_auditevent_delete", args=[entry.pk]), {"post": "yes"})
+    ).status_code == 403
+    assert AuditEvent.objects.filter(pk=entry.pk).exists()
