@@ -1,0 +1,203 @@
+"""Random search, evaluation and the whole comparison protocol, on small synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommendations.algorithms.base import Dataset, Recommender
+from recommendations.algorithms.popular import MostPopular, RecentPopular, SegmentPopular
+from recommendations.algorithms.registry import ALGORITHMS, get
+from recommendations.evaluation.splits import build_split
+from recommendations.evaluation.tuning import (
+    ModelResult,
+    SearchResult,
+    compare,
+    evaluate,
+    random_search,
+    select_best,
+)
+
+
+def synthetic_frame(n_users: int = 80, n_items: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Skewed popularity, 2-5 shopping days per user over a month."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_items + 1)
+    weights /= weights.sum()
+    rows = []
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for user in range(n_users):
+        for day in sorted(rng.choice(30, size=int(rng.integers(2, 6)), replace=False)):
+            for item in rng.choice(n_items, size=int(rng.integers(1, 5)), replace=False, p=weights):
+                rows.append((f"u{user}", f"i{item}", start + pd.Timedelta(days=int(day))))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+FRAME = synthetic_frame()
+
+
+class Choice(Recommender):
+    """Popularity when good=True, reversed popularity otherwise (a known best point)."""
+
+    name = "choice"
+    defaults = {"good": False}
+    space = {"good": [False, True]}
+
+    def _fit(self, data: Dataset, on_progress) -> None:
+        self.pop = np.asarray((data.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
+        if not self.params["good"]:
+            self.pop = -self.pop
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        return np.tile(self.pop, (len(users), 1))
+
+
+class Fragile(Choice):
+    """Fails for good=True: the failure is logged, the search goes on."""
+
+    name = "fragile"
+
+    def _fit(self, data: Dataset, on_progress) -> None:
+        if self.params["good"]:
+            raise ValueError("boom")
+        super()._fit(data, on_progress)
+
+
+class Spy(MostPopular):
+    """Records the number of interactions of every dataset it is fitted on."""
+
+    name = "spy"
+    defaults = {"x": 0}
+    space = {"x": ("int", 0, 1000)}
+    fitted_on: list[int] = []
+
+    def _fit(self, data: Dataset, on_progress) -> None:
+        Spy.fitted_on.append(len(data.events))
+        super()._fit(data, on_progress)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return build_split(FRAME, "lastday")
+
+
+def test_defaults_only_when_the_space_is_empty_or_the_budget_is_zero(split):
+    result = random_search(MostPopular, split, budget_s=60, k=5)
+    assert [t.params for t in result.trials] == [{}]
+    assert result.best_params == {} and result.metric == "ndcg@5"
+    result = random_search(RecentPopular, split, budget_s=0, seed=1)
+    assert [t.params for t in result.trials] == [{}]  # always at least the default trial
+
+
+def test_search_samples_the_space_and_keeps_the_best(split):
+    result = random_search(RecentPopular, split, budget_s=60, max_trials=4, seed=3)
+    assert len(result.trials) == 4 and result.trials[0].params == {}
+    assert all(3.0 <= t.params["half_life_days"] <= 365.0 for t in result.trials[1:])
+    assert result.best_score == max(t.score for t in result.trials)
+    again = random_search(RecentPopular, split, budget_s=60, max_trials=4, seed=3)
+    assert [t.params for t in again.trials] == [t.params for t in result.trials]  # seeded
+
+
+def test_search_stops_when_a_choice_space_is_exhausted(split):
+    result = random_search(Choice, split, budget_s=60, seed=0)
+    assert len(result.trials) == 2  # defaults (good=False) + good=True; repeats skipped
+    assert result.best_params == {"good": True}
+
+
+def test_failed_trials_are_logged_not_fatal(split):
+    result = random_search(Fragile, split, budget_s=60, seed=0)
+    failed = [t for t in result.trials if t.error]
+    assert len(failed) == 1 and "boom" in failed[0].error and math.isnan(failed[0].score)
+    assert result.best_params == {}
+
+
+def test_search_can_score_a_sample_of_users(split):
+    result = random_search(MostPopular, split, budget_s=1, max_users=5)
+    assert not math.isnan(result.best_score)
+
+
+def test_tuning_metric_must_be_accuracy(split):
+    with pytest.raises(ValueError):
+        random_search(MostPopular, split, budget_s=1, metric="coverage@10")
+
+
+def test_evaluate_fitted_models(split):
+    model = MostPopular().fit(split.train)
+    out = evaluate({"popular": model}, split, (5, 10))
+    metrics = out["popular"].metrics
+    assert {"ndcg@5", "recall@10", "coverage@5", "diversity@10"} <= set(metrics)
+    assert out["popular"].score_s >= 0
+
+
+def test_compare_tunes_on_validation_and_refits_on_train():
+    Spy.fitted_on.clear()
+    result = compare([Spy], FRAME, budget_s=60, max_trials=3, k=5)
+    train_rows, val_rows = result.info["train_rows"], result.validation_info["train_rows"]
+    assert val_rows < train_rows
+    # Three tuning fits on the validation train, then one refit on the full train.
+    assert Spy.fitted_on == [val_rows, val_rows, val_rows, train_rows]
+    model = result.models["spy"]
+    assert len(model.search.trials) == 3 and "ndcg@5" in model.metrics
+
+
+def test_compare_skips_unmet_needs_and_reports_json():
+    result = compare(ALGORITHMS, FRAME, budget_s=0.5, k=5, buy_again=True)
+    assert result.skipped == {"popular_segment": "needs user_features"}
+    assert set(result.models) == {"popular", "popular_recent"}
+    assert result.best in result.models
+    report = result.to_dict()
+    json.dumps(report, allow_nan=False)
+    assert report["split"] == "lastday" and report["selected"] in result.models
+    entry = report["models"]["popular"]
+    assert {"ndcg@5", "recall@10", "map@5", "hr@5", "coverage@5", "fit_s", "score_s"} <= set(entry)
+    assert entry["params"] == {} and "buy_again" in entry
+    assert report["buy_again_reference"]["hr@5"] > 0
+
+
+def test_compare_per_segment_with_user_features_and_global_split():
+    users = pd.DataFrame(
+        {"segment": ["A" if int(u[1:]) % 2 else "B" for u in FRAME.user_id.unique()]},
+        index=FRAME.user_id.unique(),
+    )
+    result = compare(
+        [SegmentPopular],
+        FRAME,
+        split="global",
+        cutoff=0.8,
+        budget_s=0.5,
+        k=5,
+        user_features=users,
+    )
+    assert "cutoff" in result.info
+    table = result.models["popular_segment"].by_segment
+    assert set(table.index) <= {"A", "B"} and "ndcg@5" in table.columns
+    assert table["users"].sum() == result.info["scored_users"]
+
+
+def test_compare_with_an_explicit_test_frame():
+    cut = pd.Timestamp("2024-01-25", tz="UTC")
+    train, test = FRAME[FRAME.timestamp < cut], FRAME[FRAME.timestamp >= cut]
+    result = compare([MostPopular], train, test=test, budget_s=0.5, k=5)
+    assert result.split == "explicit"
+    assert result.validation_info["test_rows"] + result.validation_info["train_rows"] == len(train)
+
+
+def _result(name, validation, test):
+    search = SearchResult(name, "ndcg@10", {}, validation, [], 0.0)
+    return ModelResult(name, {}, {"ndcg@10": test}, 0.0, 0.0, search)
+
+
+def test_select_best_uses_validation_never_test():
+    results = [_result("a", 0.30, 0.10), _result("b", 0.20, 0.50), _result("c", math.nan, 0.9)]
+    assert select_best(results) == "a"
+
+
+def test_registry_lists_the_popular_models():
+    assert get("popular") is MostPopular
+    assert all(name == cls.name for name, cls in ALGORITHMS.items())
+    with pytest.raises(KeyError, match="known"):
+        get("nope")
