@@ -177,6 +177,9 @@ class Recommender:
     # What the model needs from the Dataset beyond the matrix ("events", "item_features",
     # "user_features"); the evaluation skips a model whose needs are not met.
     needs: ClassVar[tuple[str, ...]] = ()
+    # True for models that recommend items the user already has (buy again): they are
+    # evaluated and tuned on repeat purchases, with nothing excluded.
+    recommends_seen: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -285,26 +288,109 @@ def _blocks(values: np.ndarray, size: int) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def topk_rows(scores: np.ndarray, k: int) -> TopK:
-    """Per row, the k highest finite scores (ties broken by lower index), best first."""
+    """Per row, the k highest finite scores (ties broken by lower index), best first.
+
+    Scores are compared as float32. Exact, and fast on wide rows: the k-th largest of the
+    row's group maxima (every 16k-th column forms a group) bounds the k-th score from below,
+    so only the few groups that reach that bound are looked at; rows of massive ties (e.g.
+    all zeros) take the strictly better items plus the lowest-indexed ties.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
     n, m = scores.shape
     kk = min(k, m)
     items = np.full((n, k), -1, dtype=np.int64)
     values = np.full((n, k), -np.inf, dtype=np.float32)
     if kk == 0 or n == 0:
         return TopK(items, values)
-    if kk < m:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    groups = 16 * kk
+    width = m // groups
+    if width < 2:
+        # Narrow rows: the exact k-th largest score, then everything strictly above it.
+        bound = np.partition(scores, m - kk, axis=1)[:, m - kk]
+        flat = np.flatnonzero(scores > bound[:, None])
+        rows = flat // m
+        found = [(rows, flat - rows * m)]
+        tied = np.arange(n)
     else:
-        part = np.tile(np.arange(m), (n, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    # Sort by score descending, then index ascending (stable on a lexsort).
-    order = np.lexsort((part, -part_scores), axis=1)
-    best = np.take_along_axis(part, order, axis=1)
-    best_scores = np.take_along_axis(part_scores, order, axis=1)
-    finite = np.isfinite(best_scores)
-    items[:, :kk] = np.where(finite, best, -1)
-    values[:, :kk] = np.where(finite, best_scores, -np.inf)
+        # Group g holds columns g, g + groups, g + 2·groups, …
+        maxima = scores[:, : groups * width].reshape(n, width, groups).max(axis=1)
+        tail = m - groups * width
+        if tail:
+            np.maximum(maxima[:, :tail], scores[:, groups * width :], out=maxima[:, :tail])
+        bound = np.partition(maxima, groups - kk, axis=1)[:, groups - kk]
+        reach = maxima >= bound[:, None]
+        crowded = (np.count_nonzero(reach, axis=1) > 4 * kk) | ~np.isfinite(bound)
+        # Crowded rows keep only their strictly better groups (fewer than kk) and get ties
+        # below; the others keep every score >= bound in the groups that reach it.
+        reach[crowded] = maxima[crowded] > bound[crowded, None]
+        rows, group = np.nonzero(reach)
+        cols = group[:, None] + groups * np.arange(width + 1)
+        inside = cols < m
+        cols = np.where(inside, cols, 0)
+        vals = np.where(inside, scores[rows[:, None], cols], -np.inf)
+        limit = bound[rows, None]
+        keep = np.where(crowded[rows, None], vals > limit, vals >= limit)
+        found = [(np.broadcast_to(rows[:, None], cols.shape)[keep], cols[keep])]
+        tied = np.flatnonzero(crowded)
+    # Rows whose candidates so far are the scores strictly above a bound that equals their
+    # k-th score (or -inf) are completed with their lowest-indexed ties at the bound.
+    if len(tied):
+        strict = np.bincount(found[0][0], minlength=n)[tied]
+        need = np.where(np.isfinite(bound[tied]), kk - strict, 0)
+        short = need > 0
+        if short.any():
+            found.append(_first_ties(scores, tied[short], bound[tied[short]], need[short]))
+    rows = np.concatenate([r for r, _ in found])
+    cols = np.concatenate([c for _, c in found])
+    if len(rows) == 0:
+        return TopK(items, values)
+    order = np.argsort(rows, kind="stable")
+    rows, cols = rows[order], cols[order]
+    counts = np.bincount(rows, minlength=n)
+    starts = np.concatenate(([0], np.cumsum(counts[:-1])))
+    keys = np.full((n, max(int(counts.max()), kk)), _NO_KEY, dtype=np.uint64)
+    keys[rows, np.arange(len(rows)) - starts[rows]] = _descending_keys(scores[rows, cols], cols)
+    if keys.shape[1] > kk:
+        keys = np.partition(keys, kk - 1, axis=1)[:, :kk]
+    keys.sort(axis=1)
+    valid = keys != _NO_KEY
+    best = np.where(valid, keys & np.uint64(0xFFFFFFFF), 0).astype(np.int64)
+    items[:, :kk] = np.where(valid, best, -1)
+    values[:, :kk] = np.where(valid, np.take_along_axis(scores, best, axis=1), -np.inf)
     return TopK(items, values)
+
+
+_NO_KEY = np.uint64(np.iinfo(np.uint64).max)
+
+
+def _descending_keys(values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort ascending as (value descending, column ascending)."""
+    bits = (values.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 -> +0.0
+    negative = (bits >> np.uint32(31)).astype(bool)
+    # IEEE order: positive floats rank by their bits, negative ones by inverted bits.
+    rank = np.where(negative, bits, ~bits & np.uint32(0x7FFFFFFF))
+    return (rank.astype(np.uint64) << np.uint64(32)) | cols.astype(np.uint64)
+
+
+def _first_ties(
+    scores: np.ndarray, rows: np.ndarray, bound: np.ndarray, need: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the first need[i] columns of rows[i] whose score equals bound[i];
+    looks at a prefix of the row first (enough when ties are dense), then whole rows."""
+    m = scores.shape[1]
+    out_rows, out_cols = [], []
+    pending = np.arange(len(rows))
+    for width in (min(m, max(256, 8 * int(need.max()))), m):
+        equal = scores[rows[pending], :width] == bound[pending, None]
+        rank = np.cumsum(equal, axis=1, dtype=np.int32)
+        done = rank[:, -1] >= need[pending]
+        r, c = np.nonzero(equal & (rank <= need[pending, None]) & done[:, None])
+        out_rows.append(rows[pending[r]])
+        out_cols.append(c)
+        pending = pending[~done]
+        if len(pending) == 0:
+            break
+    return np.concatenate(out_rows), np.concatenate(out_cols)
 
 
 def normalized_columns(matrix: sparse.csr_matrix) -> sparse.csc_matrix:

@@ -81,9 +81,16 @@ def _run_trial(
         started = time.perf_counter()
         model = algorithm_cls(seed=seed, **params).fit(split.train)
         fitted = time.perf_counter()
-        top = model.recommend(users, max(k, at))
-        scored = time.perf_counter()
-        value = score_lists(top.items, split, users, k_values=(at,), beyond=False).metrics[metric]
+        if algorithm_cls.recommends_seen:
+            top = model.recommend(users, max(k, at), exclude=False)
+            scored = time.perf_counter()
+            value = score_buy_again(top.items, split, users, k_values=(at,)).metrics[metric]
+        else:
+            top = model.recommend(users, max(k, at))
+            scored = time.perf_counter()
+            value = score_lists(top.items, split, users, k_values=(at,), beyond=False).metrics[
+                metric
+            ]
     except (ArithmeticError, ValueError, MemoryError, np.linalg.LinAlgError) as error:
         return Trial(dict(params), float("nan"), 0.0, 0.0, f"{type(error).__name__}: {error}")
     return Trial(dict(params), value, fitted - started, scored - fitted)
@@ -103,6 +110,8 @@ def random_search(
 ) -> SearchResult:
     """Random search of ``algorithm_cls.space`` on ``split`` (a VALIDATION split).
 
+    Models that recommend seen items (``recommends_seen``) are scored on repeat purchases.
+
     The defaults are always tried first. Another trial starts only while the time spent plus
     the mean trial time stays within ``budget_s`` (so the budget is rarely overrun by more
     than one trial), ``max_trials`` is not reached and the space still yields untried
@@ -115,7 +124,9 @@ def random_search(
     if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hr"):
         raise ValueError(f"tuning metric must be an accuracy metric, got {metric!r}")
     rng = np.random.default_rng(seed)
-    users = _sample_users(split.users, max_users, seed)
+    # Buy-again models are tuned on the users with repeat purchases (see Recommender).
+    pool = split.repeat_users if algorithm_cls.recommends_seen else split.users
+    users = _sample_users(pool, max_users, seed)
     started = time.perf_counter()
     trials: list[Trial] = []
     seen: set[str] = set()
@@ -230,6 +241,8 @@ class Comparison:
     models: dict[str, ModelResult]
     skipped: dict[str, str] = field(default_factory=dict)
     buy_again_reference: dict[str, float] | None = None
+    # Models that recommend seen items, scored on repeat purchases (never "best").
+    repeat_models: dict[str, ModelResult] = field(default_factory=dict)
 
     @property
     def best(self) -> str | None:
@@ -249,6 +262,10 @@ class Comparison:
             "info": _json_params(self.info),
             "validation_info": _json_params(self.validation_info),
         }
+        if self.repeat_models:
+            out["buy_again_models"] = {
+                name: result.to_dict() for name, result in self.repeat_models.items()
+            }
         if self.buy_again_reference is not None:
             out["buy_again_reference"] = {
                 name: _json_float(v) for name, v in self.buy_again_reference.items()
@@ -318,13 +335,17 @@ def compare(
     segments = _segments(outer, segment_column)
 
     models: dict[str, ModelResult] = {}
+    repeat_models: dict[str, ModelResult] = {}
     skipped: dict[str, str] = {}
     for done, (algo_name, cls) in enumerate(classes.items()):
         missing = missing_needs(cls, outer)
+        tuning_users = validation.repeat_users if cls.recommends_seen else validation.users
         if missing:
             skipped[algo_name] = f"needs {', '.join(missing)}"
-        elif len(validation.users) == 0:
+        elif len(tuning_users) == 0:
             skipped[algo_name] = "no validation users with targets"
+        elif cls.recommends_seen and len(outer.repeat_users) == 0:
+            skipped[algo_name] = "no test users with repeat purchases"
         else:
             search = random_search(
                 cls,
@@ -338,16 +359,25 @@ def compare(
             )
             if search.best_params is None:
                 skipped[algo_name] = f"every trial failed: {search.trials[0].error}"
+            elif cls.recommends_seen:
+                repeat_models[algo_name] = _final_repeat(cls, search, outer, k_values, seed)
             else:
                 models[algo_name] = _final(cls, search, outer, k_values, seed, segments, buy_again)
         if on_progress is not None:
             on_progress(done + 1, len(classes))
     reference = None
-    if buy_again and len(outer.repeat_users):
+    if (buy_again or repeat_models) and len(outer.repeat_users):
         top = history_topk(outer.train, outer.repeat_users, max(k_values))
         reference = score_buy_again(top.items, outer, outer.repeat_users, k_values=k_values).metrics
     return Comparison(
-        name, outer.info, validation.info, metric, models, skipped, buy_again_reference=reference
+        name,
+        outer.info,
+        validation.info,
+        metric,
+        models,
+        skipped,
+        buy_again_reference=reference,
+        repeat_models=repeat_models,
     )
 
 
@@ -389,6 +419,32 @@ def _final(
         search=search,
         by_segment=by_segment,
         buy_again=repeat,
+    )
+
+
+def _final_repeat(
+    cls: type[Recommender],
+    search: SearchResult,
+    split: EvalSplit,
+    k_values: tuple[int, ...],
+    seed: int,
+) -> ModelResult:
+    """A buy-again model refitted on train and scored on the test's repeat purchases."""
+    started = time.perf_counter()
+    model = cls(seed=seed, **(search.best_params or {})).fit(split.train)
+    fit_s = time.perf_counter() - started
+    users = split.repeat_users
+    started = time.perf_counter()
+    top = model.recommend(users, max(k_values), exclude=False)
+    score_s = time.perf_counter() - started
+    metrics = score_buy_again(top.items, split, users, k_values=k_values).metrics
+    return ModelResult(
+        name=cls.name,
+        params=dict(model.params),
+        metrics=metrics,
+        fit_s=fit_s,
+        score_s=score_s,
+        search=search,
     )
 
 

@@ -145,9 +145,12 @@ def test_compare_tunes_on_validation_and_refits_on_train():
 
 
 def test_compare_skips_unmet_needs_and_reports_json():
-    result = compare(ALGORITHMS, FRAME, budget_s=0.5, k=5, buy_again=True)
+    names = ("popular", "popular_recent", "popular_segment", "buy_again")
+    result = compare({n: ALGORITHMS[n] for n in names}, FRAME, budget_s=0.5, k=5, buy_again=True)
     assert result.skipped == {"popular_segment": "needs user_features"}
     assert set(result.models) == {"popular", "popular_recent"}
+    # A model that recommends seen items is scored on repeat purchases, apart from the rest.
+    assert set(result.repeat_models) == {"buy_again"}
     assert result.best in result.models
     report = result.to_dict()
     json.dumps(report, allow_nan=False)
@@ -156,6 +159,8 @@ def test_compare_skips_unmet_needs_and_reports_json():
     assert {"ndcg@5", "recall@10", "map@5", "hr@5", "coverage@5", "fit_s", "score_s"} <= set(entry)
     assert entry["params"] == {} and "buy_again" in entry
     assert report["buy_again_reference"]["hr@5"] > 0
+    assert report["buy_again_models"]["buy_again"]["hr@5"] > 0
+    assert "buy_again" not in report["models"] and report["best"] != "buy_again"
 
 
 def test_compare_per_segment_with_user_features_and_global_split():

@@ -175,6 +175,11 @@ class Command(BaseCommand):
         for name, model in result.models.items():
             if model.buy_again:
                 self.stdout.write(f"buy-again {name}: {_summary(model.buy_again, k)}")
+        for name, model in result.repeat_models.items():
+            self.stdout.write(
+                f"buy-again {name} (tuned on repeat purchases): {_summary(model.metrics, k)}"
+                f"; fit {model.fit_s:.2f}s, score {model.score_s:.2f}s; {_params(model.params)}"
+            )
         if result.buy_again_reference:
             self.stdout.write(
                 f"buy-again history_frequency: {_summary(result.buy_again_reference, k)}"
