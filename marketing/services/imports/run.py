@@ -98,6 +98,10 @@ def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
     else:
         _attach_report(job, issues_path)
         rejected = summary["rejected"]
+        # Queue the refresh before the import reads as finished, so whoever sees the
+        # import succeed also sees its refresh waiting.
+        if (summary.get("events") or {}).get("inserted"):
+            _queue_profile_refresh(job)
         job_succeed(
             job_id=job.pk,
             result=summary,
@@ -107,8 +111,6 @@ def import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
                 + (f"; {rejected:,} rejected (see report)" if rejected else "")
             ),
         )
-        if (summary.get("events") or {}).get("inserted"):
-            _queue_profile_refresh(job)
     finally:
         issues_path.unlink(missing_ok=True)
 
