@@ -233,7 +233,7 @@ class Recommender:
         """
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
-        mask = self.data.matrix if exclude is True else (exclude or None)
+        mask = self._excluded(exclude)
         out_items = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         for start, block in _blocks(users, block_size):
@@ -273,6 +273,14 @@ class Recommender:
         sims = (cols[:, history].T @ cols[:, [item]]).toarray().ravel()
         order = np.argsort(-sims, kind="stable")[:n]
         return [(int(history[i]), float(sims[i])) for i in order if sims[i] > 0]
+
+    def _excluded(self, exclude: sparse.spmatrix | None | bool) -> sparse.csr_matrix | None:
+        """The CSR of items to leave out per user, for `recommend`'s ``exclude``."""
+        if exclude is True:
+            return self.data.matrix
+        if exclude is None or exclude is False:
+            return None
+        return sparse.csr_matrix(exclude)
 
     def _check_fitted(self) -> None:
         if self.data is None:

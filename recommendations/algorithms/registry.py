@@ -10,6 +10,7 @@ from .base import Recommender
 from .buy_again import BuyAgain
 from .graph import RP3Beta
 from .linear import EASE
+from .mf import ALS, BPR
 from .neighbors import (
     ItemKNNBM25,
     ItemKNNCosine,
@@ -29,6 +30,8 @@ ALGORITHMS: dict[str, type[Recommender]] = {
     UserKNNCosine.name: UserKNNCosine,
     UserKNNPearson.name: UserKNNPearson,
     EASE.name: EASE,
+    ALS.name: ALS,
+    BPR.name: BPR,
     RP3Beta.name: RP3Beta,
     BuyAgain.name: BuyAgain,
 }
