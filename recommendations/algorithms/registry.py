@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from .base import Recommender
 from .buy_again import BuyAgain
+from .content import ContentTfidf, ContentW2V
+from .embeddings import Prod2Vec
 from .graph import RP3Beta
+from .hybrid import Hybrid
 from .linear import EASE
 from .mf import ALS, BPR
 from .neighbors import (
@@ -19,6 +22,7 @@ from .neighbors import (
     UserKNNPearson,
 )
 from .popular import MostPopular, RecentPopular, SegmentPopular
+from .ranker import NeuralRanker
 
 ALGORITHMS: dict[str, type[Recommender]] = {
     MostPopular.name: MostPopular,
@@ -30,10 +34,15 @@ ALGORITHMS: dict[str, type[Recommender]] = {
     UserKNNCosine.name: UserKNNCosine,
     UserKNNPearson.name: UserKNNPearson,
     EASE.name: EASE,
-    ALS.name: ALS,
-    BPR.name: BPR,
     RP3Beta.name: RP3Beta,
     BuyAgain.name: BuyAgain,
+    ALS.name: ALS,
+    BPR.name: BPR,
+    Prod2Vec.name: Prod2Vec,
+    ContentTfidf.name: ContentTfidf,
+    ContentW2V.name: ContentW2V,
+    NeuralRanker.name: NeuralRanker,
+    Hybrid.name: Hybrid,
 }
 
 
