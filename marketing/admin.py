@@ -229,17 +229,29 @@ class CustomerAdmin(admin.ModelAdmin):
             return TemplateResponse(
                 request, "admin/marketing/customer/erase_selected_confirmation.html", context
             )
-        erased = 0
+        # One read of the stored files for all of them, before any erasure locks anything.
+        scan = customer_services.customer_erasure_scan(customers=customers)
+        erased, stopped = 0, False
         for customer in customers:
             try:
-                result = customer_services.customer_erase(user=request.user, customer=customer)
-            except customer_services.CustomerErasureBusy as exc:
+                result = customer_services.customer_erase(
+                    user=request.user, customer=customer, scan=scan
+                )
+            except customer_services.CustomerErasureError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                stopped = True
                 break
             except Customer.DoesNotExist:
                 continue
             erased += not result.already_erased
-        self.message_user(request, f"Erased {erased} customer(s).", messages.SUCCESS)
+        if stopped:
+            self.message_user(
+                request,
+                f"Erased {erased} customer(s); the others were not erased.",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(request, f"Erased {erased} customer(s).", messages.SUCCESS)
         return None
 
 
@@ -419,9 +431,16 @@ class SegmentAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Rule segments are deleted on their page (the service audits it and serialises with
+        profile refreshes); the others are the refresh's to replace."""
+        return False
+
 
 @admin.register(SegmentMembership)
 class SegmentMembershipAdmin(admin.ModelAdmin):
+    """Written by profile refreshes and rule materialisation: read-only here."""
+
     list_display = ("segment", "customer")
     list_select_related = ("segment", "customer")
     raw_id_fields = ("segment", "customer")
@@ -432,6 +451,9 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a removed member would come back with the next refresh, unaudited
 
 
 @admin.register(AuditEvent)
@@ -467,17 +489,19 @@ class DerivedCategoryAdminForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         try:
-            name = category_services.category_name_clean(self.cleaned_data.get("name", ""))
+            return category_services.category_name_check(
+                category=self.instance, name=self.cleaned_data.get("name", "")
+            )
         except ValidationError as exc:  # {"name": …} from the service: this field's errors
             raise forms.ValidationError(exc.messages) from exc
-        taken = (
-            DerivedCategory.objects.filter(catalog_id=self.instance.catalog_id, name__iexact=name)
-            .exclude(pk=self.instance.pk)
-            .exists()
-        )
-        if taken:
-            raise forms.ValidationError(f"Another category of this catalog is named “{name}”.")
-        return name
+
+
+class _RenameRefused(Exception):
+    """The rename service refused what the form accepted (a concurrent rename or removal)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages))
+        self.messages = messages
 
 
 @admin.register(DerivedCategory)
@@ -499,6 +523,21 @@ class DerivedCategoryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """A rename the service refuses after the form passed rolls the whole change back
+        (no history entry, no "changed successfully") and says why."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _RenameRefused as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return redirect(request.get_full_path())
+
     def save_model(
         self, request: HttpRequest, obj: DerivedCategory, form: forms.ModelForm, change: bool
     ) -> None:
@@ -507,9 +546,7 @@ class DerivedCategoryAdmin(admin.ModelAdmin):
                 user=request.user, category=obj, name=form.cleaned_data["name"]
             )
         except ValidationError as exc:  # removed or renamed concurrently since the form
-            self.message_user(request, " ".join(exc.messages), messages.ERROR)
-            obj.refresh_from_db()
-            return
+            raise _RenameRefused(exc.messages) from exc
         obj.refresh_from_db()
         if renamed.refresh_job is not None:
             self.message_user(

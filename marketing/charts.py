@@ -220,3 +220,78 @@ def churn_quality_figure(quality: dict) -> dict:
     fig.update_layout(template="plotly_white", height=280)
     fig.update_yaxes(title_text="AUC (higher is better)", range=[0, 1.05])
     return figure_data(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recommendation runs: model comparison and per-segment quality. Inputs are plain dicts built
+# by recommendations.views from the run's stored comparison.
+# ---------------------------------------------------------------------------------------------
+
+_RECALL_COLOUR = "#74c0fc"
+
+
+def model_comparison_figure(models: list[dict]) -> dict:
+    """Test NDCG@10 and recall@20 per model as grouped bars (each model: name, ndcg, recall,
+    selected). The selected model's bars are outlined and labelled; missing values are gaps."""
+    names = [m["name"] for m in models]
+    ticks = [f"<b>{m['name']}</b>" if m["selected"] else m["name"] for m in models]
+    outline = [2.5 if m["selected"] else 0 for m in models]
+    traces = (
+        ("Test NDCG@10", "ndcg", _PURCHASE_COLOUR),
+        ("Test recall@20", "recall", _RECALL_COLOUR),
+    )
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=[m[key] for m in models],
+                name=label,
+                marker={"color": colour, "line": {"color": "#1d2330", "width": outline}},
+                hovertemplate=f"%{{x}}: {label} %{{y:.3f}}<extra></extra>",
+            )
+            for label, key, colour in traces
+        ]
+    )
+    for m in models:
+        if m["selected"]:
+            top = max(v for v in (m["ndcg"], m["recall"], 0) if v is not None)
+            fig.add_annotation(
+                x=m["name"], y=top, text="selected", showarrow=False, yshift=12, font={"size": 11}
+            )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=340,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )
+    fig.update_xaxes(tickvals=names, ticktext=ticks)
+    fig.update_yaxes(title_text="On the test days (higher is better)", rangemode="tozero")
+    return figure_data(fig)
+
+
+def segment_metric_figure(rows: list[dict], *, overall: float | None, label: str) -> dict:
+    """One model's metric per customer segment (rows: name, value, users) as horizontal bars,
+    with the model's overall value as a dashed line."""
+    rows = [r for r in rows if r["value"] is not None][::-1]  # first row at the top
+    fig = go.Figure(
+        go.Bar(
+            x=[r["value"] for r in rows],
+            y=[r["name"] for r in rows],
+            orientation="h",
+            marker_color=_PURCHASE_COLOUR,
+            customdata=[r["users"] for r in rows],
+            hovertemplate=f"%{{y}}: {label} %{{x:.3f}} (%{{customdata:,}} customers)<extra></extra>",
+        )
+    )
+    if overall is not None:
+        fig.add_vline(
+            x=overall,
+            line={"dash": "dash", "color": "#1d2330", "width": 1},
+            annotation_text=f"all customers {overall:.3f}",
+            annotation_position="top",
+        )
+    fig.update_layout(
+        template="plotly_white", height=max(240, 30 * len(rows) + 90), margin={"l": 150, "t": 40}
+    )
+    fig.update_xaxes(title_text=label, rangemode="tozero")
+    return figure_data(fig)

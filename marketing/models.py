@@ -259,6 +259,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         IMPORT = "import", "Import"
         PROFILE_REFRESH = "profile_refresh", "Profile refresh"
+        MODEL_RUN = "model_run", "Recommendation run"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -402,7 +403,8 @@ class Profile(models.Model):
         indexes = [models.Index(fields=["catalog", "rfm_segment"], name="profile_catalog_segment")]
 
     def __str__(self) -> str:
-        return f"{self.customer} in {self.catalog}"
+        # Ids only: admin history keeps this text, and it must not name the customer.
+        return f"Profile #{self.pk} (customer #{self.customer_id}, catalog #{self.catalog_id})"
 
 
 class Segment(models.Model):
@@ -465,7 +467,8 @@ class SegmentMembership(models.Model):
         # customer_id is indexed by its ForeignKey ("which segments is this customer in?").
 
     def __str__(self) -> str:
-        return f"{self.customer} in {self.segment}"
+        # Ids only: admin history keeps this text, and it must not name the customer.
+        return f"Membership #{self.pk} (customer #{self.customer_id}, segment #{self.segment_id})"
 
 
 class DerivedCategory(models.Model):

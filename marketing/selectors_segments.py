@@ -4,15 +4,19 @@ and the rule builder's live count and category suggestions."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Avg, Count, QuerySet, Sum
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from marketing.models import Catalog, Product, Profile, Segment, effective_category
-from marketing.segment_rules import catalog_as_of, rule_profiles
+from marketing.segment_rules import catalog_as_of, rule_q
+from marketing.selectors_profiles import version_cached
 
 TOP_N = 5
 
@@ -63,7 +67,30 @@ def _top(qs: QuerySet[Profile], field: str, *, exclude_blank: bool = True) -> li
     ]
 
 
+def segment_version(segment: Segment) -> str:
+    """A token that changes whenever the segment's members or their profiles may have:
+    refreshes rewrite members and stamp ``refreshed_at``, rule edits move ``updated_at``,
+    erasures lower ``size``."""
+    parts = (
+        connection.settings_dict["NAME"],
+        segment.pk,
+        segment.refreshed_at,
+        segment.updated_at,
+        segment.size,
+    )
+    text = "|".join(p.isoformat() if isinstance(p, dt.datetime) else str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def segment_stats(*, segment: Segment) -> SegmentStats:
+    """Size, revenue, average RFM, top categories/countries (cached per segment version:
+    five aggregates over every member are too slow to repeat on each page view)."""
+    return version_cached(
+        segment_version(segment), f"segment-stats:{segment.pk}", lambda: _segment_stats(segment)
+    )
+
+
+def _segment_stats(segment: Segment) -> SegmentStats:
     profiles = segment_profiles(segment=segment)
     totals = profiles.order_by().aggregate(
         size=Count("pk"),
@@ -127,11 +154,16 @@ class RulePreview:
 
 
 def segment_rule_preview(*, catalog: Catalog, rule: Any) -> RulePreview:
-    """How many of the catalog's profiled customers the rule matches (RuleError if invalid)."""
+    """How many of the catalog's profiled customers the rule matches (RuleError if invalid).
+
+    One query counts both: all profiles, and those the rule keeps (``COUNT … FILTER``).
+    """
     as_of = catalog_as_of(catalog)
-    members = rule_profiles(rule, catalog=catalog, as_of=as_of).order_by()
-    profiled = Profile.objects.filter(catalog=catalog).count()
-    return RulePreview(count=members.count() if profiled else 0, profiled=profiled, as_of=as_of)
+    match = rule_q(rule, catalog=catalog, as_of=as_of or timezone.now())
+    totals = Profile.objects.filter(catalog=catalog).aggregate(
+        profiled=Count("pk"), count=Count("pk", filter=match)
+    )
+    return RulePreview(count=totals["count"], profiled=totals["profiled"], as_of=as_of)
 
 
 def segment_has_profiles(*, catalog: Catalog) -> bool:

@@ -207,6 +207,14 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minimum=1)
     }
+# Chords (recommendation scoring in customer batches on many workers) need a result backend;
+# task results themselves are ignored (CELERY_TASK_IGNORE_RESULT), so it only holds chord
+# counters. Default: the broker itself when it is Redis; none with the filesystem broker
+# (embedded mode scores in one task instead, see recommendations.services).
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
+)
+CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -222,6 +230,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 JOB_STALE_AFTER_S = env_int("JOB_STALE_AFTER_S", 120, minimum=5)
 # A job runs at most this often (worker deaths and transient database errors); then it fails.
 MAX_JOB_ATTEMPTS = env_int("MAX_JOB_ATTEMPTS", 3, minimum=1)
+
+# Recommendation runs: customers per scoring batch; "chord" (batches spread over workers,
+# needs CELERY_RESULT_BACKEND), "inline" (one task scores every batch) or "auto" (chord when
+# a result backend is configured).
+RECOMMENDATION_BATCH_SIZE = env_int("RECOMMENDATION_BATCH_SIZE", 5000, minimum=1)
+RECOMMENDATION_SCORING = env_str("RECOMMENDATION_SCORING", "auto")
+if RECOMMENDATION_SCORING not in ("auto", "chord", "inline"):
+    raise ImproperlyConfigured("RECOMMENDATION_SCORING must be auto, chord or inline")
 
 # Customer attributes never used as features of any model or learned segment (plus their
 # close synonyms, see marketing.analytics.sensitive). Replacing the list drops the defaults.

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class RecommendationsConfig(AppConfig):
     name = "recommendations"
     verbose_name = "Recommendations"
+
+    def ready(self) -> None:
+        # Registers the model-run job task in marketing.tasks.JOB_TASKS, so job_enqueue and
+        # the worker's requeue of orphaned jobs find it in every process.
+        from recommendations import tasks  # noqa: F401

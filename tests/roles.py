@@ -10,8 +10,18 @@ import importlib
 
 from django.contrib.auth.models import Group, Permission
 
-# Every data migration that grants the roles permissions, in order.
-ROLE_MIGRATIONS = ("0002_roles", "0007_roles_segments_categories")
+# Every data migration that grants the roles permissions, in order: "name" is a marketing
+# migration, "app.name" one of another app.
+ROLE_MIGRATIONS = (
+    "0002_roles",
+    "0007_roles_segments_categories",
+    "recommendations.0002_roles",
+)
+
+
+def _module(migration: str) -> str:
+    app, _, name = migration.rpartition(".")
+    return f"{app or 'marketing'}.migrations.{name}"
 
 
 def role_permissions(name: str) -> list[tuple[str, str]]:
@@ -19,9 +29,7 @@ def role_permissions(name: str) -> list[tuple[str, str]]:
     return [
         perm
         for migration in ROLE_MIGRATIONS
-        for perm in importlib.import_module(f"marketing.migrations.{migration}").ROLE_PERMISSIONS[
-            name
-        ]
+        for perm in importlib.import_module(_module(migration)).ROLE_PERMISSIONS.get(name, [])
     ]
 
 

@@ -287,3 +287,27 @@ def test_anonymous_is_sent_to_login(client):
     response = client.get(reverse("admin:auth_user_changelist"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
+
+
+# --- segments: deleted through the app's service (audited), never here ---------------------
+
+
+def test_admin_cannot_delete_segments_or_memberships(client, root, marketer):
+    from marketing.models import AuditEvent, Segment, SegmentMembership
+    from marketing.services.segments import segment_rule_create
+    from tests.factories import CustomerFactory
+
+    catalog = CatalogFactory(name="Segmented")
+    segment = segment_rule_create(
+        user=marketer, catalog=catalog, name="Everyone", rule={"op": "and", "rules": []}
+    )
+    membership = SegmentMembership.objects.create(segment=segment, customer=CustomerFactory())
+    client.force_login(root)
+    for model, obj in (("segment", segment), ("segmentmembership", membership)):
+        delete = reverse(f"admin:marketing_{model}_delete", args=[obj.pk])
+        assert client.post(delete, {"post": "yes"}).status_code == 403
+        changelist = client.get(reverse(f"admin:marketing_{model}_changelist"))
+        assert "delete_selected" not in changelist.content.decode()
+    assert Segment.objects.filter(pk=segment.pk).exists()
+    assert SegmentMembership.objects.filter(pk=membership.pk).exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.SEGMENT_DELETED).exists()

@@ -4,12 +4,13 @@ idempotence, renaming (permission, validation, audit, refresh) and what profiles
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import psycopg
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from marketing.analytics.categories import UNCATEGORISED
@@ -21,6 +22,7 @@ from marketing.models import (
     Job,
     Product,
     Profile,
+    Segment,
     effective_category,
 )
 from marketing.services.catalogs import IMPORT_LOCK_CLASS
@@ -30,6 +32,7 @@ from marketing.services.categories import (
     category_rename,
 )
 from marketing.services.profiles import profile_refresh_run, profile_refresh_start
+from marketing.services.segments import segment_rule_create
 from tests.factories import CatalogFactory, CustomerFactory, EventFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -280,6 +283,8 @@ def test_unmatched_old_categories_are_removed(shop):
 
 
 def test_derivation_skips_while_an_import_holds_the_catalog_lock(shop):
+    if connection.vendor != "postgresql":
+        pytest.skip("the import's catalog lock is a PostgreSQL advisory lock")
     catalog, _ = shop
     db = connection.settings_dict
     params = {"dbname": db["NAME"], "user": db["USER"], "host": db["HOST"], "port": db["PORT"]}
@@ -353,6 +358,104 @@ def test_rename_rejects_a_name_taken_in_the_catalog_regardless_of_case(shop, mug
     other = CatalogFactory()
     DerivedCategory.objects.create(catalog=other, name="Mugs", auto_name="Mugs")
     category_rename(user=admin_user, category=mugs, name="Mugs")
+
+
+def rule_segment(catalog, user, name: str, values) -> Segment:
+    operator = "in" if isinstance(values, list) else "eq"
+    rule = {"field": "bought_category", "operator": operator, "value": values}
+    return segment_rule_create(user=user, catalog=catalog, name=name, rule=rule)
+
+
+def test_rule_segments_follow_a_renamed_category(shop, mugs, admin_user):
+    catalog, products = shop
+    candles = category_of(products["candle"][0])
+    old = mugs.name
+    naming = rule_segment(catalog, admin_user, "Mug buyers", old.upper())
+    below = rule_segment(catalog, admin_user, "Below", [f"{old} > Big", candles.name])
+    contains = {"field": "bought_category", "operator": "contains", "value": old}
+    other = segment_rule_create(user=admin_user, catalog=catalog, name="Other", rule=contains)
+    AuditEvent.objects.all().delete()
+
+    category_rename(user=admin_user, category=mugs, name="Coffee mugs")
+
+    naming.refresh_from_db()
+    below.refresh_from_db()
+    other.refresh_from_db()
+    assert naming.rule["rules"][0]["value"] == "Coffee mugs"
+    assert below.rule["rules"][0]["value"] == ["Coffee mugs > Big", candles.name]
+    assert other.rule["rules"][0]["value"] == old  # a substring test stays as typed
+    changes = AuditEvent.objects.filter(action=AuditEvent.Action.SEGMENT_CHANGED)
+    assert sorted(int(e.object_id) for e in changes) == sorted([naming.pk, below.pk])
+    assert all(e.actor == admin_user for e in changes)
+    assert changes.first().details["renamed_categories"] == {old: "Coffee mugs"}
+    renamed = AuditEvent.objects.get(action=AuditEvent.Action.CATEGORY_RENAMED)
+    assert sorted(renamed.details["rule_segments"]) == sorted([naming.pk, below.pk])
+
+
+def test_rule_segments_follow_a_name_a_rederivation_changes(shop, mugs, admin_user):
+    """A category a re-derivation keeps (same products) but names anew: rules follow it."""
+    catalog, _ = shop
+    DerivedCategory.objects.filter(pk=mugs.pk).update(name="Old mug name")  # an older run's
+    segment = rule_segment(catalog, admin_user, "Mug buyers", "old mug name")
+    AuditEvent.objects.all().delete()
+
+    categories_derive(catalog=catalog, force=True)
+
+    mugs.refresh_from_db()
+    assert mugs.name == mugs.auto_name != "Old mug name"
+    segment.refresh_from_db()
+    assert segment.rule["rules"][0]["value"] == mugs.name
+    change = AuditEvent.objects.get(action=AuditEvent.Action.SEGMENT_CHANGED)
+    assert change.actor is None and change.object_id == str(segment.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_renames_to_case_variants_cannot_both_commit(shop, admin_user):
+    """Two renames to "Mugs" and "mugs" at once: the second waits for the first (the
+    catalog's row lock), then its case-insensitive check sees the name taken."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite has one writer at a time)")
+    catalog, products = shop
+    categories_derive(catalog=catalog)
+    mugs, candles = category_of(products["mug"][0]), category_of(products["candle"][0])
+    db = connection.settings_dict
+    first = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"],
+        password=db["PASSWORD"] or None,
+    )  # fmt: skip
+    outcome: list = []
+
+    def second_rename():
+        try:
+            category_rename(user=admin_user, category=mugs, name="mugs")
+            outcome.append("renamed")
+        except ValidationError as exc:
+            outcome.append(exc.messages)
+        finally:
+            connections.close_all()
+
+    try:
+        # The first rename, as the service does it, not yet committed.
+        first.execute(
+            "SELECT 1 FROM marketing_catalog WHERE id = %s FOR NO KEY UPDATE", [catalog.pk]
+        )
+        first.execute(
+            "UPDATE marketing_derivedcategory SET name = 'Mugs' WHERE id = %s", [candles.pk]
+        )
+        thread = threading.Thread(target=second_rename)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), f"the second rename did not wait: {outcome}"
+        first.commit()
+        thread.join(timeout=10)
+    finally:
+        first.close()
+    assert outcome == [["Another category of this catalog is named “mugs”."]]
+    names = [
+        n.casefold()
+        for n in DerivedCategory.objects.filter(catalog=catalog).values_list("name", flat=True)
+    ]
+    assert len(names) == len(set(names))
 
 
 def test_renaming_back_to_the_automatic_name_undoes_the_rename(mugs, admin_user):

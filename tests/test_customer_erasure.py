@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import logging
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import pytest
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.forms.models import model_to_dict
@@ -38,10 +40,16 @@ from marketing.models import (
 )
 from marketing.services import customers as customer_services
 from marketing.services import profiles as profile_services
-from marketing.services.customers import customer_erase, erasure_token
+from marketing.services.customers import (
+    Suppression,
+    _report_reader,
+    customer_erase,
+    erasure_token,
+)
+from marketing.services.imports import import_start, upload_create
 from marketing.services.imports import run as imports_run
-from marketing.services.imports import upload_create
 from marketing.services.profiles import profile_refresh_run, profile_refresh_start
+from recommendations.models import ModelRun, Recommendation
 from tests.factories import CatalogFactory, CustomerFactory, EventFactory, ProductFactory
 from tests.integration.import_support import lines, report_rows, run_inline, succeeded
 
@@ -250,6 +258,37 @@ def test_logs_name_no_personal_data(shop, admin_user, client, caplog):
     assert_no_pii(caplog.text)
 
 
+def test_admin_history_of_profiles_and_memberships_no_longer_names_the_customer(shop, admin_user):
+    anna, ben = shop["anna"], shop["ben"]
+    profile = Profile.objects.filter(customer=anna).first()
+    membership = SegmentMembership.objects.filter(customer=anna).first()
+    assert "anna" not in str(profile) and "anna" not in str(membership)  # pks only now
+    types = {m: ContentType.objects.get_for_model(m) for m in (Profile, SegmentMembership)}
+
+    def entry(model, object_id, text):
+        return LogEntry.objects.create(
+            user=admin_user,
+            content_type=types[model],
+            object_id=str(object_id),
+            object_repr=text,
+            action_flag=CHANGE,
+        )
+
+    entries = [
+        entry(Profile, profile.pk, "anna-77 in Shop"),  # the text __str__ gave before
+        entry(Profile, 999_999, "anna-77 in Outlet"),  # a profile a refresh since replaced
+        entry(SegmentMembership, membership.pk, "anna-77 in Champions (RFM)"),
+    ]
+    bens = entry(Profile, Profile.objects.filter(customer=ben).first().pk, "ben-12 in Shop")
+
+    customer_erase(user=admin_user, customer=anna)
+
+    for e in entries:
+        e.refresh_from_db()
+        assert "anna" not in e.object_repr and e.object_id in e.object_repr, e.object_repr
+    assert LogEntry.objects.get(pk=bens.pk).object_repr == "ben-12 in Shop"
+
+
 def test_admin_history_no_longer_names_the_customer(shop, admin_user):
     anna = shop["anna"]
     LogEntry.objects.create(
@@ -299,9 +338,7 @@ EVENTS_FILE = lines(
 )
 
 
-def test_upload_files_samples_and_reports_lose_the_customer(
-    admin_user, marketer, django_capture_on_commit_callbacks
-):
+def test_upload_files_samples_and_reports_lose_the_customer(admin_user, marketer):
     catalog = CatalogFactory(name="Files")
     products = succeeded(run_inline(catalog, marketer, "products", PRODUCTS_FILE))
     early = succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "early.csv"))
@@ -324,15 +361,21 @@ def test_upload_files_samples_and_reports_lose_the_customer(
     assert pending.detected["sample"] and unrelated.detected["sample"]
     anna = Customer.objects.get(external_id="anna-77")
 
-    with django_capture_on_commit_callbacks(execute=True):  # files change once it commits
-        result = customer_erase(user=admin_user, customer=anna)
+    result = customer_erase(user=admin_user, customer=anna)  # files change before it commits
 
     assert (result.events, result.uploads_removed, result.reports_redacted) == (1, 4, 1)
-    assert not Upload.objects.filter(pk=pending.pk).exists()  # never imported: gone
     kept = {u.original_name: u for u in Upload.objects.all()}
-    assert set(kept) == {"products.csv", "early.csv", "customers.csv", "late.csv", "other.csv"}
-    for name in ("early.csv", "customers.csv", "late.csv"):
-        assert not kept[name].file  # imported: the row stays, the file goes
+    assert set(kept) == {
+        "products.csv",
+        "early.csv",
+        "customers.csv",
+        "late.csv",
+        "pending.csv",  # never imported: the row stays too, marked, and must be uploaded again
+        "other.csv",
+    }
+    for name in ("early.csv", "customers.csv", "late.csv", "pending.csv"):
+        assert not kept[name].file  # the row stays, the file goes
+        assert kept[name].detected["file_removed"] == "customer erasure"
     # "anna-770" is someone else: whole ids only.
     assert {name for name, path in paths.items() if path.exists()} == {"products.csv", "other.csv"}
     for upload in Upload.objects.exclude(pk=unrelated.pk):
@@ -375,6 +418,203 @@ def test_a_later_import_cannot_bring_the_customer_back(admin_user, marketer):
         rows = report_rows(job.report_file.read())
         assert [r["reason"] for r in rows] == ["customer was erased"]
         assert_no_pii(json.dumps(rows))
+
+
+EVENTS_HEADER = "customer_id,sku,kind,quantity,value,occurred_at,source"
+
+
+def test_short_numeric_ids_leave_unrelated_uploads_and_reports_alone(admin_user, marketer):
+    """UCI-style ids ("12346", "1") also occur as SKUs, quantities, prices and order numbers:
+    only the customer-id and email columns count."""
+    shop, other = CatalogFactory(name="Shop"), CatalogFactory(name="Other")
+    succeeded(
+        run_inline(
+            shop, marketer, "products", lines("sku,title,price", "12346,Widget,1", "1,Tiny,12346")
+        )
+    )
+    succeeded(
+        run_inline(
+            shop,
+            marketer,
+            "customers",
+            lines(
+                "customer_id,email",
+                "12346,u12346@example.test",
+                "1,one@example.test",
+                "777,s@x.test",
+            ),
+        )
+    )
+    succeeded(
+        run_inline(
+            shop,
+            marketer,
+            "events",
+            lines(
+                EVENTS_HEADER,
+                "12346,12346,purchase,1,12346,2024-03-01 10:00:00,O1",
+                "1,1,purchase,1,1,2024-03-01 11:00:00,O2",
+            ),
+            "mine.csv",
+        )
+    )
+    theirs = lines(
+        EVENTS_HEADER,
+        "777,12346,purchase,1,12346,2024-03-02 10:00:00,12346",
+        "777,1,purchase,12346,1,2024-03-02 11:00:00,1",
+    )
+    succeeded(run_inline(shop, marketer, "events", theirs, "theirs.csv"))
+    succeeded(
+        run_inline(other, marketer, "products", lines("sku,title,price", "A,Apple,1"), "apples.csv")
+    )
+    reported = succeeded(
+        run_inline(
+            other,
+            marketer,
+            "events",
+            lines(
+                EVENTS_HEADER,
+                "777,12346,purchase,1,1,2024-03-03 10:00:00,1",
+                "777,A,view,1,,2024-03-03 11:00:00,S",
+            ),
+            "reported.csv",
+        )
+    )
+    report_before = reported.report_file.read()
+    assert [r["value"] for r in report_rows(report_before)] == ["12346"]  # an unknown SKU
+    pending = upload_create(  # someone else's upload, never imported
+        catalog=shop, kind="events", file=SimpleUploadedFile("pending.csv", theirs), user=admin_user
+    )
+    untouched = {
+        u.original_name: (u.file.name, u.detected)
+        for u in Upload.objects.exclude(original_name__in=["customers.csv", "mine.csv"])
+    }
+
+    result = customer_erase(user=admin_user, customer=Customer.objects.get(external_id="12346"))
+    assert (result.uploads_removed, result.reports_redacted) == (2, 0)
+    result = customer_erase(user=admin_user, customer=Customer.objects.get(external_id="1"))
+    assert (result.uploads_removed, result.reports_redacted) == (0, 0)  # already blank
+
+    for name in ("customers.csv", "mine.csv"):
+        upload = Upload.objects.get(original_name=name)
+        assert not upload.file and upload.detected["file_removed"] == "customer erasure"
+    now = {u.original_name: (u.file.name, u.detected) for u in Upload.objects.exclude(file="")}
+    assert now == untouched
+    assert all(Path(u.file.path).exists() for u in Upload.objects.exclude(file=""))
+    assert Upload.objects.filter(pk=pending.pk).exists()
+    reported.refresh_from_db()
+    assert reported.report_file.read() == report_before
+
+
+def test_a_removed_upload_asks_for_the_file_again(client, admin_user, marketer):
+    catalog = CatalogFactory(name="Again")
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE))
+    pending = upload_create(
+        catalog=catalog,
+        kind="customers",
+        file=SimpleUploadedFile("pending.csv", CUSTOMERS_FILE),
+        user=marketer,
+    )
+    customer_erase(user=admin_user, customer=Customer.objects.get(external_id="anna-77"))
+    pending.refresh_from_db()
+    assert Upload.objects.filter(pk=pending.pk).exists() and not pending.file
+    assert [row["customer_id"] for row in pending.detected["sample"]] == ["ben-12"]
+
+    client.force_login(marketer)
+    url = reverse("marketing:upload-mapping", args=[pending.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "Upload the file again" in page.content.decode()
+    jobs = Job.objects.count()
+    response = client.post(url, {"external_id": "customer_id", "email": "email"})
+    assert response.status_code == 200 and Job.objects.count() == jobs
+    with pytest.raises(ValidationError, match="uploaded again|Upload the file again"):
+        import_start(upload=pending, mapping={"external_id": "customer_id"}, user=marketer)
+
+
+@pytest.mark.parametrize("failing", ["delete", "replace"])
+def test_a_file_that_cannot_be_changed_aborts_the_erasure(
+    admin_user, marketer, monkeypatch, failing
+):
+    """Files are removed (and reports replaced) before the erasure commits: a failure rolls
+    the erasure back, so no row ever says a file is gone while it is still there."""
+    catalog = CatalogFactory(name="Locked")
+    succeeded(run_inline(catalog, marketer, "products", PRODUCTS_FILE))
+    early = succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "early.csv"))
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE))
+    succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "late.csv"))
+    anna = Customer.objects.get(external_id="anna-77")
+    files = {u.pk: Path(u.file.path) for u in Upload.objects.all()}
+    report_before = early.report_file.read()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    if failing == "delete":
+        monkeypatch.setattr(FileSystemStorage, "delete", refuse)
+    else:
+        monkeypatch.setattr(customer_services.os, "replace", refuse)
+    with pytest.raises(ValidationError, match="could not be removed or redacted"):
+        customer_erase(user=admin_user, customer=anna)
+
+    anna.refresh_from_db()
+    assert anna.erased_at is None and anna.external_id == "anna-77"
+    assert Event.objects.filter(customer_id=anna.pk).exists()
+    assert not AuditEvent.objects.exists()
+    assert all(Upload.objects.get(pk=pk).file for pk in files)
+    early.refresh_from_db()
+    if failing == "replace":
+        assert early.report_file.read() == report_before
+    else:  # reports are replaced first: a redacted report is harmless on a rollback
+        assert [r["value"] for r in report_rows(early.report_file.read())] == ["[erased]", "ben-12"]
+    assert not list(Path(early.report_file.path).parent.glob(".erasing-*"))  # no stray copy
+    monkeypatch.undo()
+
+    result = customer_erase(user=admin_user, customer=anna)  # once the file can go, it goes
+    redacted_before = failing == "delete"  # the first attempt's report change stayed
+    assert (result.uploads_removed, result.reports_redacted) == (3, 0 if redacted_before else 1)
+    assert sum(not path.exists() for path in files.values()) == 3
+
+
+def test_a_report_with_a_cell_over_the_csv_limit_is_redacted_not_removed(admin_user, marketer):
+    catalog = CatalogFactory(name="Huge")
+    succeeded(run_inline(catalog, marketer, "products", PRODUCTS_FILE))
+    early = succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "early.csv"))
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE))
+    huge = "x" * (csv.field_size_limit() + 10)
+    with open(early.report_file.path, "a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerow(["early.csv", 9, "note", huge, "too long", "kept as text"])
+    limit = csv.field_size_limit()
+
+    result = customer_erase(user=admin_user, customer=Customer.objects.get(external_id="anna-77"))
+
+    assert result.reports_redacted == 1
+    early.refresh_from_db()
+    assert early.report_file  # still there
+    with _report_reader(Path(early.report_file.path)) as rows:
+        values = [row[3] for row in list(rows)[1:]]
+    assert values == ["[erased]", "ben-12", huge]
+    assert csv.field_size_limit() == limit  # restored
+
+
+def test_suppression_hashes_each_distinct_id_once_with_every_secret(settings, monkeypatch):
+    settings.SECRET_KEY_FALLBACKS = ["an-older-secret"]
+    tokens = [erasure_token("anna-77"), erasure_token("ben-12", secret="an-older-secret")]
+    suppression = Suppression(tokens)
+    digests = []
+    real = Suppression._digest
+    monkeypatch.setattr(
+        Suppression,
+        "_digest",
+        staticmethod(lambda pads, v: digests.append(v.decode()) or real(pads, v)),
+    )
+    ids = ["anna-77", "ben-12", "cleo", None, tokens[0]] * 1000
+
+    assert suppression.matches(ids).tolist() == [True, True, False, False, True] * 1000
+    assert sorted(digests) == ["anna-77", "ben-12", "ben-12", "cleo", "cleo"]
+    assert "ben-12" in suppression and "cleo" not in suppression
+    assert len(digests) == 5  # remembered
+    assert not Suppression([]).matches(ids).any()
 
 
 # --- the confirmation page ------------------------------------------------------------------
@@ -515,6 +755,84 @@ def test_admin_action_confirms_then_erases_through_the_service(client, staff_adm
     assert Customer.objects.get(pk=shop["cleo"].pk).erased_at is None
 
 
+def test_admin_action_scans_the_files_once_before_any_lock(
+    client, staff_admin, marketer, monkeypatch
+):
+    catalog = CatalogFactory(name="Bulk")
+    succeeded(run_inline(catalog, marketer, "products", PRODUCTS_FILE))
+    succeeded(run_inline(catalog, marketer, "events", EVENTS_FILE, "early.csv"))  # a report
+    succeeded(
+        run_inline(catalog, marketer, "products", lines("sku,title,price", "X,Y,-1"), "bad.csv")
+    )
+    succeeded(run_inline(catalog, marketer, "customers", CUSTOMERS_FILE))
+    people = list(Customer.objects.filter(external_id__in=["anna-77", "ben-12"]))
+    scanned, copies = [], []
+    real_hits, real_mkstemp = customer_services._upload_hits, customer_services.tempfile.mkstemp
+
+    def spy_hits(upload, mapping, needles):
+        if connection.vendor == "postgresql":  # no erasure holds its exclusive lock yet
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
+                    " AND mode = 'ExclusiveLock' AND pid = pg_backend_pid()",
+                    [customer_services.ERASURE_LOCK_CLASS],
+                )
+                assert cursor.fetchone() == (0,)
+        scanned.append(upload.original_name)
+        return real_hits(upload, mapping, needles)
+
+    def spy_mkstemp(*args, **kwargs):
+        copies.append(kwargs.get("dir"))
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(customer_services, "_upload_hits", spy_hits)
+    monkeypatch.setattr(customer_services.tempfile, "mkstemp", spy_mkstemp)
+    client.force_login(staff_admin)
+    url = reverse("admin:marketing_customer_changelist")
+    data = {"action": "erase_selected", "_selected_action": [c.pk for c in people], "post": "yes"}
+    response = client.post(url, data, follow=True)
+
+    assert Customer.objects.filter(erased_at__isnull=False).count() == 2
+    assert sorted(scanned) == ["bad.csv", "customers.csv", "early.csv", "products.csv"]  # once
+    assert len(copies) == 2  # the events report, once per customer; never the products ones
+    levels = [m.level_tag for m in response.context["messages"]]
+    assert levels == ["success"]
+
+
+def test_admin_action_warns_when_it_stops_early(client, staff_admin, shop):
+    Job.objects.create(kind=Job.Kind.IMPORT, status=Job.Status.QUEUED, catalog=shop["first"])
+    client.force_login(staff_admin)
+    url = reverse("admin:marketing_customer_changelist")
+    data = {"action": "erase_selected", "_selected_action": [shop["anna"].pk], "post": "yes"}
+    response = client.post(url, data, follow=True)
+    messages = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    assert [level for level, _ in messages] == ["error", "warning"]
+    assert "Erased 0 customer(s); the others were not erased." in messages[1][1]
+    assert Customer.objects.get(pk=shop["anna"].pk).erased_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refuses_at_once_while_a_profile_refresh_holds_a_catalog(admin_user):
+    """The erasure holds the exclusive lock imports queue behind: it must not wait."""
+    catalog = CatalogFactory(name="Saving")
+    anna = CustomerFactory(external_id="anna-77")
+    refreshing = raw_connection()
+    try:
+        refreshing.execute("SELECT 1 FROM marketing_catalog WHERE id = %s FOR UPDATE", [catalog.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '5s'")  # so a waiting erasure fails the test
+        started = time.monotonic()
+        with pytest.raises(customer_services.CustomerErasureBusy, match="profiles are being saved"):
+            customer_erase(user=admin_user, customer=anna)
+        assert time.monotonic() - started < 2
+    finally:
+        refreshing.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    assert Customer.objects.get(pk=anna.pk).erased_at is None
+    assert customer_erase(user=admin_user, customer=anna).events == 0  # free again: erased
+
+
 def test_admin_offers_no_plain_delete(client, staff_admin, shop):
     client.force_login(staff_admin)
     changelist = client.get(reverse("admin:marketing_customer_changelist"))
@@ -544,3 +862,26 @@ def test_audit_trail_is_read_only_in_the_admin(client, staff_admin, shop):
         client.post(reverse("admin:marketing_auditevent_delete", args=[entry.pk]), {"post": "yes"})
     ).status_code == 403
     assert AuditEvent.objects.filter(pk=entry.pk).exists()
+
+
+def test_erasure_removes_their_recommendations_and_keeps_others(shop, admin_user):
+    catalog, anna, ben = shop["first"], shop["anna"], shop["ben"]
+    mug = catalog.products.get(sku="MUG")
+    run = ModelRun.objects.create(catalog=catalog)
+    for who in (anna, ben):
+        Recommendation.objects.create(
+            run=run,
+            catalog=catalog,
+            customer=who,
+            product=mug,
+            rank=1,
+            score=1.0,
+            reason_kind="popular",
+            reason_text="A best seller",
+        )
+    result = customer_erase(user=admin_user, customer=anna)
+    assert result.recommendations == 1
+    assert not Recommendation.objects.filter(customer=anna).exists()
+    assert Recommendation.objects.filter(customer=ben).count() == 1
+    entry = AuditEvent.objects.get(action=AuditEvent.Action.CUSTOMER_ERASED)
+    assert entry.details["recommendations"] == 1

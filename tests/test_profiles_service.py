@@ -83,6 +83,64 @@ def test_refresh_computes_rfm_per_customer(shop, marketer):
     assert job.result["segments"]["No purchases"] == 1
 
 
+def test_deriving_categories_is_its_own_progress_step(marketer, monkeypatch):
+    """A catalog without categories derives them first: step 1 of 5, not "0 of 4" throughout."""
+    from marketing.services import profiles as profile_services
+
+    steps: list[tuple[int, int, str]] = []
+
+    class Recorder:
+        def __init__(self, job_id: int) -> None:
+            pass
+
+        def __call__(self, done, total, message="", *, force=False):
+            steps.append((done, total, message))
+
+    monkeypatch.setattr(profile_services, "ProgressReporter", Recorder)
+    catalog = CatalogFactory(name="Plain")
+    customer = CustomerFactory()
+    titles = ["RED MUG", "BLUE MUG", "RED CANDLE", "BLUE CANDLE", "GREEN MUG", "GREEN CANDLE"]
+    for i, title in enumerate(titles):
+        product = ProductFactory(catalog=catalog, sku=f"P{i}", title=title, category="")
+        EventFactory(
+            catalog=catalog, product=product, customer=customer, kind=EventKind.PURCHASE,
+            value=Decimal("5.00"), source=f"O{i}", occurred_at=at(i + 1),
+        )  # fmt: skip
+
+    job = refresh(catalog, marketer)
+
+    assert {total for _, total, _ in steps} == {5} and job.progress_done == 5
+    assert steps[0][:2] == (0, 5) and steps[0][2].startswith("Deriving categories")
+    reading = next(s for s in steps if s[2].startswith("Reading events"))
+    assert reading[0] == 1 and "categories derived" in reading[2]
+    assert [d for d, _, _ in steps] == sorted(d for d, _, _ in steps)  # never backwards
+    assert job.result["categories"]["status"] == "derived"
+
+
+def test_profiles_are_analysed_after_the_refresh_commits(
+    shop, marketer, django_capture_on_commit_callbacks
+):
+    """ANALYZE inside the refresh's transaction would hold its lock until the commit."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from marketing.services import profiles as profile_services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded database is not analysed")
+    catalog, _ = shop
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        CaptureQueriesContext(connection) as queries,
+    ):
+        refresh(catalog, marketer)
+    assert not [q["sql"] for q in queries if "ANALYZE" in q["sql"].upper()]
+    assert profile_services._analyze_profiles in callbacks
+    with CaptureQueriesContext(connection) as queries:
+        profile_services._analyze_profiles()
+    assert [q["sql"] for q in queries] == ["ANALYZE marketing_profile"]
+
+
 def test_rerun_replaces_profiles(shop, marketer):
     catalog, _ = shop
     refresh(catalog, marketer)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from marketing.models import (
     AuditEvent,
@@ -260,6 +263,59 @@ def test_delete_removes_members_and_audits(french, marketer):
     assert not SegmentMembership.objects.filter(segment_id=pk).exists()
     event = AuditEvent.objects.get(action=AuditEvent.Action.SEGMENT_DELETED)
     assert (event.object_id, event.details) == (str(pk), {"name": "French"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delete_waits_for_the_catalog_lock_a_refresh_holds(french, marketer):
+    """A refresh rewrites every rule segment under the catalog's row lock: a delete waits for
+    it, so the refresh never inserts members of a segment deleted under its feet."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite has one writer at a time)")
+    db = connection.settings_dict
+    refresh_ = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"],
+        password=db["PASSWORD"] or None,
+    )  # fmt: skip
+    try:
+        refresh_.execute(
+            "SELECT 1 FROM marketing_catalog WHERE id = %s FOR UPDATE", [french.catalog_id]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(OperationalError):
+            segment_rule_delete(user=marketer, segment=french)
+        assert Segment.objects.filter(pk=french.pk).exists()
+    finally:
+        refresh_.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    segment_rule_delete(user=marketer, segment=french)
+    assert not Segment.objects.filter(pk=french.pk).exists()
+
+
+def test_materialise_runs_the_rule_once_and_the_total_once_per_refresh(profiled, marketer):
+    catalog, _ = profiled
+    for name, rule in (("French", FRANCE), ("Buyers", BUYERS), ("French too", FRANCE)):
+        segment_rule_create(user=marketer, catalog=catalog, name=name, rule=rule)
+    with CaptureQueriesContext(connection) as queries:
+        assert segments_refresh_rules(catalog=catalog) == 3
+    sql = [q["sql"] for q in queries]
+    rule_runs = [q for q in sql if 'LOWER(TRIM("marketing_customer"."country"))' in q]
+    assert len(rule_runs) == 2  # the two French segments, each once (INSERT … SELECT)
+    assert all(q.lstrip().startswith("INSERT") for q in rule_runs)
+    totals = [q for q in sql if 'SUM("marketing_profile"."monetary")' in q]
+    catalog_totals = [q for q in totals if "marketing_segmentmembership" not in q]
+    assert len(catalog_totals) == 1  # the catalog's revenue, once for all three
+    french = Segment.objects.get(catalog=catalog, name="French")
+    assert (french.size, members(french)) == (2, {"anna", "ben"})
+    assert french.revenue_share == pytest.approx(150 / 150)
+
+
+def test_a_rule_that_matches_nobody_by_construction_saves_an_empty_segment(profiled, marketer):
+    catalog, _ = profiled
+    nobody = {"field": "recency_days", "operator": "in", "value": [4.5]}  # never an integer
+    segment = segment_rule_create(user=marketer, catalog=catalog, name="Nobody", rule=nobody)
+    assert (segment.size, segment.revenue_share) == (0, 0.0)
 
 
 def test_rfm_segments_are_not_edited_or_deleted_here(profiled, marketer):

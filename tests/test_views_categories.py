@@ -245,3 +245,44 @@ def test_admin_shows_name_errors_and_offers_no_add_or_delete(client, staff_admin
     assert client.get(reverse("admin:marketing_derivedcategory_add")).status_code == 403
     delete = reverse("admin:marketing_derivedcategory_delete", args=[mugs.pk])
     assert client.get(delete).status_code == 403
+
+
+def test_admin_shows_a_refusal_after_the_form_passed_and_logs_no_change(
+    client, staff_admin, shop, mugs, monkeypatch
+):
+    """A rename the service refuses after the form's check (another rename took the name
+    meanwhile) is an error: no "changed successfully", no admin history entry, no change."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.messages import get_messages
+
+    from marketing.services import categories as category_services
+
+    candles = DerivedCategory.objects.get(catalog=shop, products__sku="CANDLE-0")
+    real_rename = category_services.category_rename
+
+    def taken_meanwhile(**kwargs):  # a concurrent rename commits between form and save
+        DerivedCategory.objects.filter(pk=candles.pk).update(name="MUGS")
+        return real_rename(**kwargs)
+
+    monkeypatch.setattr(category_services, "category_rename", taken_meanwhile)
+    client.force_login(staff_admin)
+    url = reverse("admin:marketing_derivedcategory_change", args=[mugs.pk])
+    response = client.post(url, {"name": "Mugs"})
+
+    assert response.status_code == 302 and response["Location"] == url
+    texts = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+    assert texts == [("error", "Another category of this catalog is named “Mugs”.")]
+    mugs.refresh_from_db()
+    assert mugs.name == mugs.auto_name
+    assert not LogEntry.objects.exists()
+    assert not AuditEvent.objects.exists()
+    assert DerivedCategory.objects.get(pk=candles.pk).name == candles.name  # rolled back too
+
+
+def test_admin_form_checks_a_taken_name_regardless_of_case(client, staff_admin, shop, mugs):
+    candles = DerivedCategory.objects.get(catalog=shop, products__sku="CANDLE-0")
+    client.force_login(staff_admin)
+    url = reverse("admin:marketing_derivedcategory_change", args=[mugs.pk])
+    response = client.post(url, {"name": candles.name.swapcase()})
+    assert response.status_code == 200
+    assert "Another category of this catalog is named" in response.content.decode()

@@ -11,7 +11,9 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from marketing.models import AuditEvent, EventKind, Job, Segment
@@ -133,6 +135,48 @@ def test_count_endpoint_explains_problems_by_condition(client, catalog, marketer
         "Condition 2: churn probability is a share between 0 and 1 (0.7 = 70 %), got &#x27;70&#x27;"
         in text(response)
     )
+
+
+def activity_form(min_count: str, **extra) -> dict:
+    data = form("Active", "and", ("events_in_last_days", "gte", None), **extra)
+    data.update({"0.0.kind": "any", "0.0.days": "30", "0.0.min_count": min_count})
+    return data
+
+
+def test_oversized_min_count_is_explained_not_a_500(client, catalog, marketer):
+    """1e30 would become an OFFSET the database refuses: the rule says why instead."""
+    client.force_login(marketer)
+    url = reverse("marketing:segment-count", args=[catalog.pk])
+    response = client.post(url, activity_form("1e30"), **HX)
+    assert response.status_code == 200
+    assert "the number of events must be a whole number from 1 to 1,000,000" in text(response)
+    create = reverse("marketing:segment-create", args=[catalog.pk])
+    response = client.post(create, activity_form("1e30", action="add:0"), **HX)  # builder
+    assert response.status_code == 200 and "from 1 to 1,000,000" in text(response)
+    response = client.post(create, activity_form("1e30", save="1"))
+    assert response.status_code == 200 and "The segment was not saved" in text(response)
+    assert not Segment.objects.filter(kind=Segment.Kind.RULE).exists()
+    response = client.post(url, activity_form("1000000"), **HX)
+    assert "0 customers" in words(response)
+
+
+def test_builder_actions_count_once_and_leave_the_category_list_alone(client, catalog, marketer):
+    client.force_login(marketer)
+    url = reverse("marketing:segment-create", args=[catalog.pk])
+    data = form("x", "and", ("country", "eq", "France"), action="add:0")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(url, data, **HX)
+    assert response.status_code == 200 and "2 customers" in words(response)
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert len(counts) == 1, counts  # profiled and matching customers in one query
+    assert not [q["sql"] for q in queries if '"marketing_product"' in q["sql"]]
+    assert 'id="rule-categories"' not in response.content.decode()  # it stays on the page
+    page = client.get(url)
+    body = text(page)
+    builder = body[body.index('<section id="rule-builder"') : body.index("</section>")]
+    assert '<datalist id="rule-categories">' in body
+    assert '<datalist id="rule-categories">' not in builder  # outside the swapped partial
+    assert '<option value="Home &gt; Kitchen">' in body
 
 
 def test_count_without_profiles_says_when_it_fills(client, marketer):

@@ -42,7 +42,8 @@ Semantics:
   contains the text.
 - ``events_in_last_days`` value ``{"kind": "view" | ... | "any", "days": N, "min_count": K}``
   counts the customer's events of that kind with as_of - N days < occurred_at <= as_of;
-  ``gte`` = at least K, ``lt`` = fewer than K (K defaults to 1).
+  ``gte`` = at least K, ``lt`` = fewer than K (K defaults to 1; 1 ≤ K ≤ MAX_MIN_COUNT,
+  1 ≤ N ≤ MAX_DAYS).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ MAX_DEPTH = 5
 MAX_CONDITIONS = 100
 MAX_LIST = 500
 MAX_DAYS = 3650
+# "At least K events": K becomes an OFFSET in SQL, so it must stay a modest integer.
+MAX_MIN_COUNT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -295,10 +298,11 @@ class _Checker:
             )
             ok = False
         count = _number(value.get("min_count", 1))
-        if count is None or count != int(count) or count < 1:
+        if count is None or count != int(count) or not 1 <= count <= MAX_MIN_COUNT:
             self.error(
                 path,
-                f"min_count must be a whole number of at least 1, got {value.get('min_count')!r}",
+                f"min_count must be a whole number from 1 to {MAX_MIN_COUNT:,}, "
+                f"got {value.get('min_count')!r}",
             )
             ok = False
         if not ok:
@@ -361,6 +365,47 @@ def rule_fields(tree: Any) -> set[str]:
         else:
             out.add(n["field"])
     return out
+
+
+def rule_rename_categories(tree: Any, renames: dict[str, str]) -> tuple[dict, bool]:
+    """The normalised tree with ``bought_category`` values following renamed categories.
+
+    ``renames`` maps old names to new ones, applied at once (a swap stays a swap). A value
+    equal to an old name, ignoring case, becomes the new name; a path below it
+    ("Old > Sub") keeps its tail. ``contains`` is a substring test and stays as typed.
+    Returns (tree, whether anything changed); raises RuleError for an invalid tree.
+    """
+    node = normalise_rule(tree)
+    folded = {old.casefold(): new for old, new in renames.items()}
+    changed = False
+
+    def follow(value: str) -> str:
+        nonlocal changed
+        parts = value.split(" > ")
+        for depth in range(1, len(parts) + 1):
+            head = " > ".join(parts[:depth])
+            new = folded.get(head.casefold())
+            if new is not None:
+                changed = True
+                return new + value[len(head) :]
+        return value
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if _is_group(n):
+            stack.extend(n["rules"])
+        elif n["field"] == "bought_category" and n["operator"] != "contains":
+            value = n["value"]
+            if isinstance(value, list):
+                renamed: list[str] = []
+                for v in map(follow, value):
+                    if v not in renamed:  # as normalise_rule de-duplicates
+                        renamed.append(v)
+                n["value"] = renamed
+            else:
+                n["value"] = follow(value)
+    return node, changed
 
 
 def describe_rule(tree: Any) -> str:

@@ -35,6 +35,11 @@ deleted; unmatched clusters become new categories. Name clashes (a renamed categ
 equal to a new cluster's name) go to the renamed one; the other gets " (2)", " (3)"… in
 cluster order (largest first), so the outcome is deterministic for a seed.
 
+Rule segments name categories by text (``bought_category``): when a category keeps its pk
+under a new name (an admin's rename, or a re-derivation that renames a matched category),
+the rules that named the old name (ignoring case, or as a path prefix) are rewritten in the
+same transaction and the change is audited, so such a segment does not silently empty.
+
 Products whose text shares no word with another product's land in "Uncategorised" (a
 derived category too, so every product without its own category has one). Catalogs with
 fewer than four products that have text get no derived categories at all (the core's
@@ -72,6 +77,7 @@ from marketing.models import AuditEvent, Catalog, DerivedCategory, Job, Product
 from marketing.permissions import require_perm
 from marketing.services.audit import audit
 from marketing.services.catalogs import IMPORT_LOCK_CLASS
+from marketing.services.segments import segment_rules_rename_categories
 
 logger = logging.getLogger(__name__)
 
@@ -300,6 +306,7 @@ def _recluster(
     on_progress: Progress | None,
 ) -> CategoriesDerived:
     """Cluster all texts again; matched old categories keep their pk and admin names."""
+    names_before = {pk: cat.name for pk, cat in old.items()}
     result = derive_categories(
         lacking[["product_id", "title", "description"]],
         seed=seed,
@@ -354,6 +361,12 @@ def _recluster(
             DerivedCategory.objects.filter(pk=cat.pk).update(name=f"{PARKED}{cat.pk}")
     for cat, changed in updates:
         cat.save(update_fields=changed)
+    # Rule segments naming a category that keeps its pk under a new name follow it.
+    segment_rules_rename_categories(
+        catalog_id=catalog.pk,
+        renames={names_before[c.pk]: c.name for c, changed in updates if "name" in changed},
+        reason="derived category renamed by a new derivation",
+    )
     DerivedCategory.objects.bulk_create(create)
     DerivedCategory.objects.filter(catalog=catalog).update(created_at=stamp)
 
@@ -474,17 +487,49 @@ def category_name_clean(name: str) -> str:
     return name
 
 
+def category_name_check(*, category: DerivedCategory, name: str) -> str:
+    """The name as `category_rename` would store it, or a ValidationError ({"name": …}) when
+    it is malformed or another category of the catalog has it (regardless of case).
+
+    Forms call it to show the error on the field; the rename calls it again under the
+    catalog's lock, where the answer holds until it commits.
+    """
+    name = category_name_clean(name)
+    taken = (
+        DerivedCategory.objects.filter(catalog_id=category.catalog_id, name__iexact=name)
+        .exclude(pk=category.pk)
+        .exists()
+    )
+    if taken:
+        raise ValidationError({"name": f"Another category of this catalog is named “{name}”."})
+    return name
+
+
 @transaction.atomic
 def category_rename(*, user, category: DerivedCategory, name: str) -> CategoryRenamed:
     """Rename a derived category, record it in the audit trail and queue a profile refresh.
 
     Renaming it to the name the clustering gave it (``auto_name``) undoes the rename, so
     later derivations name it again. Raises ValidationError for a bad or taken name (unique
-    per catalog, regardless of case) and when the category was removed meanwhile.
+    per catalog, regardless of case) and when the category was removed meanwhile. Rule
+    segments whose ``bought_category`` names the old name follow the new one (audited).
+
+    Renames in one catalog take its row lock (FOR NO KEY UPDATE: rows that reference the
+    catalog can still be inserted) before the case-insensitive check, so two renames to
+    "Mugs" and "mugs" run one after the other and the second is refused; a derivation locks
+    the categories themselves, and picks names unique regardless of case.
     """
     require_perm(user, "marketing.change_derivedcategory")
     name = category_name_clean(name)
-    locked = DerivedCategory.objects.select_for_update().filter(pk=category.pk).first()
+    Catalog.objects.select_for_update(no_key=True).filter(pk=category.catalog_id).exists()
+    # Only the category's row: its default ordering joins the catalog, whose row a plain
+    # FOR UPDATE would lock again, and more strongly, as a side effect.
+    locked = (
+        DerivedCategory.objects.select_for_update(of=("self",))
+        .filter(pk=category.pk)
+        .order_by()
+        .first()
+    )
     if locked is None:
         raise ValidationError(
             {"name": "This category no longer exists: a new derivation replaced it. Reload."}
@@ -492,13 +537,7 @@ def category_rename(*, user, category: DerivedCategory, name: str) -> CategoryRe
     old_name = locked.name
     if name == old_name:
         return CategoryRenamed(category=locked, old_name=old_name, refresh_job=None)
-    taken = (
-        DerivedCategory.objects.filter(catalog_id=locked.catalog_id, name__iexact=name)
-        .exclude(pk=locked.pk)
-        .exists()
-    )
-    if taken:
-        raise ValidationError({"name": f"Another category of this catalog is named “{name}”."})
+    name = category_name_check(category=locked, name=name)
     locked.name = name
     if name == locked.auto_name:
         locked.renamed_by, locked.renamed_at = None, None
@@ -511,6 +550,12 @@ def category_rename(*, user, category: DerivedCategory, name: str) -> CategoryRe
         raise ValidationError(
             {"name": f"Another category of this catalog is named “{name}”."}
         ) from exc
+    segments = segment_rules_rename_categories(
+        catalog_id=locked.catalog_id,
+        renames={old_name: name},
+        user=user,
+        reason="derived category renamed",
+    )
     audit(
         actor=user,
         action=AuditEvent.Action.CATEGORY_RENAMED,
@@ -521,6 +566,7 @@ def category_rename(*, user, category: DerivedCategory, name: str) -> CategoryRe
             "new_name": name,
             "auto_name": locked.auto_name,
             "products": locked.size,
+            "rule_segments": segments,
         },
     )
     # Profiles and learned segments store category names: refresh them with the new one.

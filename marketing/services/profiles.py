@@ -5,6 +5,16 @@ reads the catalog's events, products and customers into frames, runs the pure co
 (marketing.analytics.profiles and .clv) and replaces the catalog's profiles in one
 transaction, so a failed, cancelled or killed refresh leaves the previous profiles in place
 and a rerun simply replaces them again.
+
+Derived categories come first, as their own progress step, and commit on their own
+(`categories_derive` runs its own transaction before the refresh reads anything). That is
+acceptable because a derivation is complete by itself: products, category names and the rule
+segments that follow a renamed category change together, and the next refresh finds it
+"unchanged" and does not redo it. Until the refresh commits, profiles and segment members
+still carry the names they were computed with, exactly as after any rename; a failed or
+cancelled refresh leaves the derivation in place for the next one. Holding the derivation
+inside the refresh's transaction instead would keep the categories locked for the whole
+(minutes-long) read and model fit.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import JSONField, Max, QuerySet
 from django.utils import timezone
 
@@ -94,8 +104,8 @@ _PROFILE_FIELDS = [
     for f in Profile._meta.concrete_fields
     if f.name not in ("id", "catalog", "customer", "run")
 ]
-# The steps reported as progress: reading, profiles, models, saving.
-_STEPS = 4
+# The steps reported as progress: categories, reading, profiles, models, saving.
+_STEPS = 5
 
 
 class ProfileRefreshError(Exception):
@@ -178,12 +188,12 @@ def _refresh(job: Job) -> dict:
     categories = None
     if categories_derive_needed(catalog=catalog):  # before reading: frames use the names
         report(0, _STEPS, "Deriving categories", force=True)
-        categories = categories_derive(
+        categories = categories_derive(  # commits on its own (see the module docstring)
             catalog=catalog,
             on_progress=lambda d, t: report(0, _STEPS, f"Deriving categories ({d}/{t})"),
         )
     summary = f" ({categories.summary})" if categories else ""
-    report(0, _STEPS, f"Reading events{summary}", force=True)
+    report(1, _STEPS, f"Reading events{summary}", force=True)
     events, products, customers = _read_frames(catalog)
     last_event = Event.objects.filter(catalog=catalog).aggregate(last=Max("occurred_at"))["last"]
     as_of = pd.Timestamp(last_event or timezone.now()).tz_convert("UTC")
@@ -196,7 +206,7 @@ def _refresh(job: Job) -> dict:
         quality: dict = {"available": False, "reason": "no events with a known customer"}
         features: dict = {"used": [], "dropped_sensitive": []}
     else:
-        report(1, _STEPS, "Computing profiles", force=True)
+        report(2, _STEPS, "Computing profiles", force=True)
         prepared = prepare_events(events, products, customers, timezone=tz)
         profiles = compute_profiles(
             events,
@@ -207,7 +217,7 @@ def _refresh(job: Job) -> dict:
             prepared=prepared,
             sensitive=settings.SENSITIVE_ATTRIBUTES,
         )
-        report(2, _STEPS, "Fitting value and churn models", force=True)
+        report(3, _STEPS, "Fitting value and churn models", force=True)
         models = fit_value_models(
             events,
             products,
@@ -232,7 +242,7 @@ def _refresh(job: Job) -> dict:
             ),
         }
 
-    report(3, _STEPS, "Saving profiles", force=True)
+    report(4, _STEPS, "Saving profiles", force=True)
     records = profile_records(frame) if len(frame) else []
     with transaction.atomic():
         # The row lock makes a concurrent catalog delete wait for us (or us see it gone).
@@ -297,9 +307,10 @@ def _profiles_insert(catalog: Catalog, run: ProfileRun, records: list[dict]) -> 
 
     COPY takes about 3 s for 60k profiles where bulk_create took 11 s. Values go in as the
     ORM would send them: the records are plain Python (see `profile_records`), and JSON
-    fields as json.dumps text with the field's encoder. Then the table is analysed inside this
-    transaction (it counts our own new rows), so the segment pages that join the new
-    profiles get plans for their real size, not for the table the last ANALYZE saw.
+    fields as json.dumps text with the field's encoder. The table is analysed once the
+    refresh commits, so the segment pages that join the new profiles get plans for their
+    real size; ANALYZE inside the transaction would hold its lock (which blocks another
+    ANALYZE, VACUUM and schema changes on the table) until the commit.
     """
     if connection.vendor != "postgresql":
         for start in range(0, len(records), BATCH_SIZE):
@@ -311,15 +322,24 @@ def _profiles_insert(catalog: Catalog, run: ProfileRun, records: list[dict]) -> 
     json_fields = [(i, f.encoder) for i, f in enumerate(fields) if isinstance(f, JSONField)]
     columns = ", ".join(["catalog_id", "run_id", "customer_id", *(f.column for f in fields)])
     table = Profile._meta.db_table
-    with connection.cursor() as cursor:
-        # Only our own table and column names are interpolated.
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for record in records:
-                values = list(_profile_fields(record).values())
-                for i, encoder in json_fields:
-                    values[i] = json.dumps(values[i], cls=encoder)
-                copy.write_row([catalog.pk, run.pk, int(record["customer_id"]), *values])
-        cursor.execute(f"ANALYZE {table}")
+    # Only our own table and column names are interpolated.
+    statement = f"COPY {table} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for record in records:
+            values = list(_profile_fields(record).values())
+            for i, encoder in json_fields:
+                values[i] = json.dumps(values[i], cls=encoder)
+            copy.write_row([catalog.pk, run.pk, int(record["customer_id"]), *values])
+    transaction.on_commit(_analyze_profiles)
+
+
+def _analyze_profiles() -> None:
+    """Fresh planner statistics for the profiles table; a failure only costs plan quality."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Profile._meta.db_table}")  # our own table name only
+    except DatabaseError as exc:
+        logger.warning("could not analyse the profiles table: %s", type(exc).__name__)
 
 
 def _query_frame(rows: QuerySet, columns: list[str], types: dict) -> pd.DataFrame:

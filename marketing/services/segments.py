@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
 from marketing.analytics.clustering import learn_segments
-from marketing.analytics.rules import RuleError, normalise_rule
+from marketing.analytics.rules import RuleError, normalise_rule, rule_rename_categories
 from marketing.models import (
     AuditEvent,
     Catalog,
@@ -60,6 +60,13 @@ def _share(part: float | None, total: float | None) -> float | None:
 
 def _total_revenue(catalog: Catalog) -> float | None:
     return Profile.objects.filter(catalog=catalog).aggregate(total=Sum("monetary"))["total"]
+
+
+class _Unset:
+    """The default of an argument whose None is a real value."""
+
+
+_UNSET = _Unset()
 
 
 @transaction.atomic
@@ -279,6 +286,8 @@ def segment_rule_delete(*, user, segment: Segment) -> None:
     require_perm(user, "marketing.delete_segment")
     if segment.kind != Segment.Kind.RULE:
         raise ValidationError("Only rule segments can be deleted; the others follow the profiles.")
+    # A refresh rewrites every rule segment under this lock: it must not find one vanishing.
+    _lock_catalog(segment.catalog)
     audit(
         actor=user,
         action=AuditEvent.Action.SEGMENT_DELETED,
@@ -288,20 +297,32 @@ def segment_rule_delete(*, user, segment: Segment) -> None:
     segment.delete()
 
 
-def segment_rule_materialise(*, segment: Segment, as_of: datetime | None = None) -> Segment:
+def segment_rule_materialise(
+    *,
+    segment: Segment,
+    as_of: datetime | None = None,
+    total_revenue: float | None | _Unset = _UNSET,
+) -> Segment:
     """Rewrite the segment's members from its rule (one INSERT … SELECT), size, revenue share.
 
-    ``as_of`` defaults to the catalog's latest profile run. A catalog without profiles
-    gives an empty segment; the next profile refresh fills it.
+    The rule runs once: its members are inserted, then counted and summed from the new
+    membership rows. ``as_of`` defaults to the catalog's latest profile run;
+    ``total_revenue`` (the catalog's profiles' net spend) is computed unless given, so a
+    refresh of many segments sums it once. A catalog without profiles gives an empty
+    segment; the next profile refresh fills it.
     """
     catalog = segment.catalog
     if as_of is None:
         as_of = catalog_as_of(catalog)
+    if isinstance(total_revenue, _Unset):
+        total_revenue = _total_revenue(catalog)
     SegmentMembership.objects.filter(segment=segment).delete()
     members = rule_profiles(segment.rule, catalog=catalog, as_of=as_of or timezone.now()).order_by()
-    totals = members.aggregate(n=Count("pk"), revenue=Sum("monetary"))
-    if totals["n"]:
+    try:
         sql, params = members.values_list("customer_id").query.sql_with_params()
+    except EmptyResultSet:  # a rule that can match nobody ("recency_days in [4.5]")
+        sql = None
+    if sql is not None:
         membership = SegmentMembership._meta.db_table
         with connection.cursor() as cursor:
             # Only our own table name is interpolated; values go in as parameters.
@@ -310,11 +331,52 @@ def segment_rule_materialise(*, segment: Segment, as_of: datetime | None = None)
                 f"SELECT %s, m.customer_id FROM ({sql}) m",
                 [segment.pk, *params],
             )
+    totals = Profile.objects.filter(
+        catalog=catalog,
+        customer_id__in=SegmentMembership.objects.filter(segment=segment).values("customer_id"),
+    ).aggregate(n=Count("pk"), revenue=Sum("monetary"))
     segment.size = totals["n"]
-    segment.revenue_share = _share(totals["revenue"] or 0.0, _total_revenue(catalog))
+    segment.revenue_share = _share(totals["revenue"] or 0.0, total_revenue)
     segment.refreshed_at = timezone.now()
     segment.save(update_fields=["size", "revenue_share", "refreshed_at"])
     return segment
+
+
+def segment_rules_rename_categories(
+    *, catalog_id: int, renames: dict[str, str], user=None, reason: str
+) -> list[int]:
+    """Make rule segments follow renamed categories: ``bought_category`` values naming an old
+    name (ignoring case, or as a path prefix) get the new one. Returns the changed segments'
+    pks; each change is audited (actor ``user``, None for the system, and ``reason``).
+
+    Runs inside the rename's transaction, so the rule and the name change together. The
+    segments' rows are locked: a concurrent edit either lands first (and is rewritten) or
+    waits. Members follow at the next materialisation (the rename queues a refresh).
+    """
+    renames = {old: new for old, new in renames.items() if old.casefold() != new.casefold()}
+    if not renames:
+        return []
+    changed = []
+    rules = Segment.objects.select_for_update(of=("self",)).filter(
+        catalog_id=catalog_id, kind=Segment.Kind.RULE
+    )
+    for segment in rules.order_by("pk"):
+        try:
+            rule, rewritten = rule_rename_categories(segment.rule, renames)
+        except RuleError:
+            continue  # an invalid stored rule stays as it is until someone edits it
+        if not rewritten:
+            continue
+        segment.rule = rule
+        segment.save(update_fields=["rule", "updated_at"])
+        audit(
+            actor=user,
+            action=AuditEvent.Action.SEGMENT_CHANGED,
+            obj=segment,
+            details={"name": segment.name, "reason": reason, "renamed_categories": renames},
+        )
+        changed.append(segment.pk)
+    return changed
 
 
 @transaction.atomic
@@ -325,11 +387,12 @@ def segments_refresh_rules(*, catalog: Catalog) -> int:
     """
     as_of = catalog_as_of(catalog)
     segments = list(Segment.objects.filter(catalog=catalog, kind=Segment.Kind.RULE))
+    total = _total_revenue(catalog) if segments else None
     for segment in segments:
         segment.catalog = catalog
         try:
             with transaction.atomic():
-                segment_rule_materialise(segment=segment, as_of=as_of)
+                segment_rule_materialise(segment=segment, as_of=as_of, total_revenue=total)
         except RuleError as exc:
             # A rule stored before the validation changed must not fail the whole refresh:
             # the segment empties until someone edits it (its page says the rule is invalid).

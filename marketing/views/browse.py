@@ -23,6 +23,7 @@ from marketing.selectors_profiles import (
     customer_segments,
     customer_spend_by_month,
 )
+from recommendations.selectors import customer_recommendations
 
 RECENT_EVENTS = 20
 TIMELINE_PAGE_SIZE = 25
@@ -166,14 +167,35 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if wants_partial(request):
         return render(request, "marketing/customer_detail.html#timeline", context)
     plain, sensitive = selectors.customer_attributes(customer=customer)
+    profiles = list(customer_profiles(customer=customer))
     context.update(
         {
             "attributes": plain,
             "sensitive_attributes": sensitive,
-            "profiles": [_profile_view(customer, p) for p in customer_profiles(customer=customer)],
+            "profiles": [_profile_view(customer, p) for p in profiles],
+            **_recommendations_view(request, customer, profiles),
         }
     )
     return render(request, "marketing/customer_detail.html", context)
+
+
+def _recommendations_view(request: HttpRequest, customer: Customer, profiles: list) -> dict:
+    """The current run's lists in each catalog the customer has a profile in; nothing for
+    users who may not see recommendations."""
+    user = request.user
+    if not user.has_perm("recommendations.view_recommendation"):
+        return {"recommendations": None}
+    return {
+        "recommendations": [
+            {
+                "catalog": p.catalog,
+                "lists": customer_recommendations(catalog=p.catalog, customer=customer),
+            }
+            for p in profiles
+        ],
+        "can_start_run": user.has_perm("recommendations.add_modelrun"),
+        "can_preview_run": user.has_perm("marketing.view_customer"),
+    }
 
 
 def _profile_view(customer: Customer, profile: Profile) -> dict:

@@ -65,7 +65,7 @@ def customer_erase(request: HttpRequest, pk: int) -> HttpResponse:
             result = customer_services.customer_erase(user=request.user, customer=customer)
         except Customer.DoesNotExist as exc:  # deleted since the fetch above
             raise Http404("No such customer.") from exc
-        except customer_services.CustomerErasureBusy as exc:
+        except customer_services.CustomerErasureError as exc:  # busy, or a file; rolled back
             error = " ".join(exc.messages)
         else:
             level = messages.INFO if result.already_erased else messages.SUCCESS

@@ -25,6 +25,7 @@ from marketing.models import Catalog, Segment
 from marketing.permissions import require_perm
 from marketing.segment_builder import Builder, Problem, field_groups
 from marketing.services import segments as segment_services
+from recommendations.selectors import model_run_current, segment_recommendations
 
 VIEW_PERM = "marketing.view_customer"
 CSV_HEADER = [
@@ -98,7 +99,9 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     page = selectors.paginate(
         selectors_segments.segment_profiles(segment=segment),
         page=selectors.page_number(request.GET.get("page")),
+        count=False,
     )
+    page.total = selectors.ApproxCount(segment.size)  # kept exact by every membership write
     context = {
         "segment": segment,
         "catalog": segment.catalog,
@@ -115,6 +118,12 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         sensitive=DEFAULT_SENSITIVE,
         **_abilities(request),
     )
+    if request.user.has_perm("recommendations.view_recommendation"):
+        run = model_run_current(catalog=segment.catalog)
+        context.update(
+            rec_run=run,
+            recs=segment_recommendations(segment=segment, run=run)[:10] if run else [],
+        )
     if segment.kind == Segment.Kind.RULE:
         context.update(
             rule_text=_describe(segment.rule),
@@ -209,12 +218,13 @@ def _builder_page(
         "count_url": reverse("marketing:segment-count", args=[catalog.pk]),
         "cancel_url": cancel,
         "field_groups": field_groups(),
-        "categories": selectors_segments.catalog_rule_categories(catalog=catalog),
         "nav": "catalogs",
-        **_preview(catalog, builder),
+        **_preview(catalog, builder),  # the one count of this request
     }
     if request.method == "POST" and wants_partial(request):
+        # The category suggestions (a <datalist> outside the builder) stay on the page.
         return render(request, "marketing/segment_form.html#builder", context)
+    context["categories"] = selectors_segments.catalog_rule_categories(catalog=catalog)
     return render(request, "marketing/segment_form.html", context)
 
 

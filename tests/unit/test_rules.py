@@ -9,12 +9,14 @@ import pytest
 from marketing.analytics.rules import (
     FIELDS,
     MAX_DEPTH,
+    MAX_MIN_COUNT,
     OPERATORS,
     RuleError,
     describe_rule,
     evaluate_rule,
     normalise_rule,
     rule_fields,
+    rule_rename_categories,
 )
 
 AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
@@ -475,3 +477,34 @@ def test_works_on_computed_profiles():
         as_of=P_AS_OF,
     )
     assert list(profiles.index[bought]) == [1]
+
+
+@pytest.mark.parametrize("min_count", [1e30, "1e30", MAX_MIN_COUNT + 1, 2**63])
+def test_min_count_has_an_upper_bound(min_count):
+    """K becomes an OFFSET in SQL: 1e30 must be a validation error, never a database one."""
+    tree = cond("events_in_last_days", "gte", {"days": 3, "min_count": min_count})
+    err = _error(tree)
+    assert f"min_count must be a whole number from 1 to {MAX_MIN_COUNT:,}" in str(err)
+    ok = cond("events_in_last_days", "gte", {"days": 3, "min_count": MAX_MIN_COUNT})
+    assert normalise_rule(ok)["rules"][0]["value"]["min_count"] == MAX_MIN_COUNT
+
+
+def test_renamed_categories_are_followed_in_rule_values():
+    tree = {
+        "op": "or",
+        "rules": [
+            cond("bought_category", "in", ["mugs", "Mugs > Big", "Cups", "Candles"]),
+            cond("bought_category", "contains", "mugs"),  # a substring test: left as typed
+            {"op": "and", "rules": [cond("bought_category", "ne", "CUPS")]},
+            cond("country", "eq", "Mugs"),
+        ],
+    }
+    renamed, changed = rule_rename_categories(tree, {"Mugs": "Cups", "Cups": "Mugs"})  # a swap
+    assert changed
+    assert renamed["rules"][0]["value"] == ["Cups", "Cups > Big", "Mugs", "Candles"]
+    assert renamed["rules"][1]["value"] == "mugs"
+    assert renamed["rules"][2]["rules"][0]["value"] == "Mugs"
+    assert renamed["rules"][3]["value"] == "Mugs"
+    assert rule_rename_categories(tree, {"Bowls": "Dishes"}) == (normalise_rule(tree), False)
+    # "Mugsy" is another category, not one below "Mugs".
+    assert not rule_rename_categories(cond("bought_category", "eq", "Mugsy"), {"Mugs": "X"})[1]

@@ -62,8 +62,10 @@ def _resolve_events(
         issues.append(
             Issue(int(row), "sku", str(value), f"unknown SKU in catalog '{catalog.name}'")
         )
-    for row, value in zip(out.loc[bad_customer, "_row"], cust[bad_customer], strict=True):
-        if value in customers.suppressed:  # an erased customer: the report must not name them
+    erased = customers.suppressed.matches(cust[bad_customer])  # each distinct id hashed once
+    rows = zip(out.loc[bad_customer, "_row"], cust[bad_customer], erased, strict=True)
+    for row, value, was_erased in rows:
+        if was_erased:  # an erased customer: the report must not name them
             issues.append(Issue(int(row), "customer", "", CUSTOMER_ERASED))
         else:
             issues.append(Issue(int(row), "customer", str(value), "unknown customer"))

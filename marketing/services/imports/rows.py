@@ -246,7 +246,10 @@ class _CustomerIndex(_RecordIndex):
         if self.suppressed and not frame.empty:
             keys = frame[self.key]
             self.lookup(keys)
-            erased = keys.map(lambda k: k not in self.ids and k in self.suppressed).astype(bool)
+            # Known (live) customers are never suppressed; the rest are hashed once per id.
+            erased = self.ids.lookup(keys).isna().to_numpy()
+            erased[erased] = self.suppressed.matches(keys.to_numpy(dtype=object)[erased])
+            erased = pd.Series(erased, index=frame.index)
             if erased.any():
                 if self.kind == Upload.Kind.CUSTOMERS:  # other kinds reject the events instead
                     self._issues.extend(

@@ -45,6 +45,7 @@ from marketing.services.profiles import profile_refresh_start
 from .events import _event_writer, _resolve_events
 from .report import _attach_report, _IssueWriter
 from .rows import _CustomerIndex, _KeyStatus, _ProductIndex
+from .uploads import UPLOAD_FILE_REMOVED
 
 # The name the module had before it became a package, so log lines read as they did.
 logger = logging.getLogger("marketing.services.imports")
@@ -161,6 +162,8 @@ def _import(job: Job, issues_path: Path) -> dict:
         # Deleting a catalog deletes its uploads (the job itself stays, without catalog).
         gone = CATALOG_DELETED if job.catalog_id is None else "the upload was deleted"
         raise ImportFileError(gone) from None
+    if not upload.file:  # removed by a customer erasure (which refuses while jobs are queued)
+        raise ImportFileError(UPLOAD_FILE_REMOVED)
     catalog = upload.catalog
     mapping = job.params.get("mapping", {})
     path = upload.file.path

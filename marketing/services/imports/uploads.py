@@ -16,6 +16,12 @@ from marketing.models import Catalog, Job, Upload
 from marketing.permissions import require_perm
 from marketing.services.jobs import job_create, job_enqueue
 
+# A customer erasure removes a stored file that names the customer; the row stays.
+UPLOAD_FILE_REMOVED = (
+    "The stored file was removed when a customer it names was erased. "
+    "Upload the file again to import it."
+)
+
 
 def upload_create(*, catalog: Catalog, kind: str, file: UploadedFile, user) -> Upload:
     """Store an uploaded file and sniff it; file-level problems raise ImportFileError."""
@@ -80,6 +86,8 @@ def _info_to_json(info: SourceInfo) -> dict:
 def import_start(*, upload: Upload, mapping: dict[str, str | None], user) -> Job:
     """Create the import job and enqueue it once the transaction commits."""
     require_perm(user, "marketing.import_data")
+    if not upload.file:
+        raise ValidationError(UPLOAD_FILE_REMOVED)
     columns = upload.detected.get("columns", [])
     mapping = {k: (v or None) for k, v in mapping.items()}
     unknown = [v for v in mapping.values() if v and v not in columns]

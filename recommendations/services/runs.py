@@ -1,0 +1,709 @@
+"""Model runs as jobs: start, train, score every customer in batches, finish.
+
+`model_run_start` checks the request and queues a `Job` of kind MODEL_RUN (one active run
+per catalog). The job's task runs `model_run_run`:
+
+1. **Train.** Read the purchases (COPY on PostgreSQL), compare the chosen algorithms (or
+   all registered ones) on a validation split within the time budget, select the best by
+   its *validation* score (`select_best`, never test), refit it — and a BuyAgain model —
+   on ALL purchases, and pickle them with what scoring needs (the artifact, under
+   DATA_DIR/models: every worker must see the same DATA_DIR). The customers are cut into
+   `ModelRunBatch` rows of RECOMMENDATION_BATCH_SIZE.
+2. **Score.** `model_run_score_batch` ranks one batch under the rules, builds each item's
+   reason and writes the batch's rows in one transaction that also marks the batch done,
+   after deleting whatever rows of (run, those customers) exist — so a redelivered or
+   repeated batch changes nothing (a row lock on the batch serialises two copies).
+   - *chord* mode (a result backend is configured, e.g. Redis): the batches are a Celery
+     chord's header, spread over every worker; its callback is `model_run_finish`.
+   - *inline* mode (embedded: SQLite + filesystem broker, which has no result backend):
+     the run's own task scores the batches one after the other, then finishes.
+3. **Finish.** In one transaction: the segment lists (RFM, rule and learned segments), the
+   flip of `is_current` to this run, and the job's success. Readers always read the
+   current run, so they see the old lists or the new ones, never a mix. Right after,
+   superseded runs lose their rows and artifact (their ModelRun rows, with metrics and
+   comparison, stay as history).
+
+Re-runs: a run task that is delivered again (its worker died; the job's requeue logic) looks
+at the run's state: still training → it trains again from scratch; scoring → it sends only
+the batches not yet done (done ones are never sent twice); finished → nothing. Cancel is
+honoured between algorithms and between batches; a cancelled or failed run leaves the
+current lists untouched and its own rows are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from celery import chord
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import OperationalError, transaction
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from marketing.models import Catalog, Job
+from marketing.permissions import require_perm
+from marketing.services.jobs import (
+    CancelOutcome,
+    JobCancelled,
+    ProgressReporter,
+    job_cancel,
+    job_claim,
+    job_create,
+    job_enqueue,
+    job_fail,
+    job_heartbeat,
+    job_mark_cancelled,
+    job_release,
+    job_succeed,
+)
+from recommendations.algorithms.buy_again import BuyAgain
+from recommendations.algorithms.reasons import ReasonContext
+from recommendations.algorithms.registry import ALGORITHMS
+from recommendations.evaluation.tuning import Comparison, ModelResult, compare, select_best
+from recommendations.models import ModelRun, ModelRunBatch, Recommendation
+from recommendations.services.artifacts import (
+    WINDOW_DAYS,
+    Artifact,
+    ArtifactMissing,
+    TrainingData,
+    artifact_delete,
+    artifact_load,
+    artifact_save,
+    popularity,
+    training_data_read,
+)
+from recommendations.services.rules import rules_for_artifact, rules_validate
+from recommendations.services.scoring import (
+    customer_lists,
+    recommendations_write,
+    segment_lists,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 60
+MAX_BUDGET_S = 3600
+# EASE inverts an items × items matrix: left out of the automatic choice above this size.
+AUTO_MAX_EASE_ITEMS = 20_000
+# Validation users scored per tuning trial (a seeded sample; keeps trials short).
+MAX_TUNING_USERS = 2000
+TUNING_K = 10
+FALLBACK_ALGORITHM = "popular"
+
+
+class ModelRunError(Exception):
+    """An expected reason a run cannot go on; the job fails with this message."""
+
+
+class ModelRunActive(ValidationError):
+    """The catalog already has a queued or running model run (``run``)."""
+
+    def __init__(self, run: ModelRun) -> None:
+        super().__init__(
+            f"Model run #{run.pk} of this catalog is still {run.get_status_display().lower()}; "
+            "wait for it to finish or cancel it."
+        )
+        self.run = run
+
+
+# ----------------------------------------------------------------------------- start
+
+
+def algorithms_available() -> list[str]:
+    """Names a run may ask for (BuyAgain is always fitted for the buy-again lists)."""
+    return [name for name, cls in ALGORITHMS.items() if not cls.recommends_seen]
+
+
+def _auto_algorithms(n_items: int) -> list[str]:
+    names = algorithms_available()
+    if n_items > AUTO_MAX_EASE_ITEMS:
+        names = [n for n in names if n != "ease"]
+    return names
+
+
+def scoring_mode() -> str:
+    """ "chord" when batches can be spread over workers (a result backend exists), else
+    "inline"; RECOMMENDATION_SCORING forces one."""
+    mode = settings.RECOMMENDATION_SCORING
+    if mode == "auto":
+        mode = "chord" if settings.CELERY_RESULT_BACKEND else "inline"
+    return mode
+
+
+def _clean_algorithms(algorithms: list[str] | None) -> list[str]:
+    if algorithms is None:
+        return []
+    if isinstance(algorithms, str) or not isinstance(algorithms, list | tuple):
+        raise ValidationError({"algorithms": "Choose a list of algorithms, or none for auto."})
+    known = algorithms_available()
+    out: list[str] = []
+    for name in algorithms:
+        if name not in known:
+            raise ValidationError(
+                {"algorithms": f"Unknown algorithm {name!r} (choose from {', '.join(known)})."}
+            )
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValidationError({"algorithms": "Choose at least one algorithm, or auto."})
+    return out
+
+
+def _clean_budget(budget_s: Any) -> int:
+    if isinstance(budget_s, bool) or not isinstance(budget_s, int | float):
+        raise ValidationError({"budget_s": "The time budget is a number of seconds."})
+    if not 1 <= budget_s <= MAX_BUDGET_S:
+        raise ValidationError(
+            {"budget_s": f"The time budget must be between 1 and {MAX_BUDGET_S} seconds."}
+        )
+    return int(math.ceil(budget_s))
+
+
+def model_run_start(
+    *,
+    catalog: Catalog,
+    user,
+    algorithms: list[str] | None = None,
+    rules: dict | None = None,
+    budget_s: int = DEFAULT_BUDGET_S,
+) -> ModelRun:
+    """Queue a model run of the catalog and return it (its job is enqueued on commit).
+
+    algorithms: names from `algorithms_available()`, or None = automatic (all of them).
+    rules: business rules (see recommendations.services.rules). budget_s: tuning time for
+    all algorithms together. Raises PermissionDenied without recommendations.add_modelrun,
+    ValidationError (keyed by argument) for bad input, ModelRunActive when a run of the
+    catalog is already queued or running.
+    """
+    require_perm(user, "recommendations.add_modelrun")
+    names = _clean_algorithms(algorithms)
+    clean_rules = rules_validate(catalog=catalog, data=rules)
+    budget = _clean_budget(budget_s)
+    with transaction.atomic():
+        # Serialise concurrent starts for one catalog (a double-clicked button).
+        if not Catalog.objects.select_for_update().filter(pk=catalog.pk).exists():
+            raise ValidationError("The catalog was deleted.")
+        _end_orphaned_runs(catalog)
+        active = ModelRun.objects.filter(catalog=catalog, status__in=ModelRun.ACTIVE).first()
+        if active is not None:
+            raise ModelRunActive(active)
+        job = job_create(
+            kind=Job.Kind.MODEL_RUN,
+            user=user,
+            catalog=catalog,
+            message="Queued: train and score recommendations",
+        )
+        run = ModelRun.objects.create(
+            catalog=catalog,
+            job=job,
+            algorithms=names,
+            rules=clean_rules,
+            budget_s=budget,
+            created_by=user,
+        )
+        job.params = {"run_id": run.pk, "algorithms": names or "auto", "budget_s": budget}
+        job.save(update_fields=["params"])
+        job_enqueue(job)
+    return run
+
+
+def _end_orphaned_runs(catalog: Catalog) -> None:
+    """Runs still marked active whose job has ended (its worker gave up): end them too."""
+    for run in ModelRun.objects.filter(catalog=catalog, status__in=ModelRun.ACTIVE).exclude(
+        job__status__in=Job.ACTIVE
+    ):
+        cancelled = run.job is not None and run.job.status == Job.Status.CANCELLED
+        status = ModelRun.Status.CANCELLED if cancelled else ModelRun.Status.FAILED
+        _end(run.pk, status)
+
+
+def model_run_cancel(*, run: ModelRun, user) -> CancelOutcome:
+    """Ask the run to stop (its job's cancel; needs marketing.change_job). A queued run ends
+    at once, a running one at its next checkpoint (between algorithms or batches)."""
+    if run.job is None:
+        return CancelOutcome.FINISHED
+    _, outcome = job_cancel(job=run.job, user=user)
+    if outcome == CancelOutcome.CANCELLED:
+        _end(run.pk, ModelRun.Status.CANCELLED)
+    return outcome
+
+
+# ------------------------------------------------------------------------------- run
+
+
+def model_run_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
+    """The run's job end to end (or its next step after a restart); safe to call again."""
+    job = job_claim(job_id=job_id, worker=worker, celery_id=celery_id)
+    if job is None:
+        return
+    run = ModelRun.objects.filter(job_id=job.pk).select_related("catalog").first()
+    if run is None:
+        job_fail(job_id=job.pk, error="The catalog was deleted before its model run started.")
+        return
+    try:
+        with job_heartbeat(job.pk):
+            if run.status in (ModelRun.Status.QUEUED, ModelRun.Status.TRAINING):
+                _train(run, job)
+                run.refresh_from_db()
+            if run.status == ModelRun.Status.SCORING:
+                _score(run, worker)
+            elif run.status == ModelRun.Status.SUCCEEDED:
+                job_succeed(job_id=job.pk, result=job.result or {}, message="Finished")
+            elif run.status == ModelRun.Status.CANCELLED:
+                job_mark_cancelled(job_id=job.pk)
+            else:
+                job_fail(
+                    job_id=job.pk,
+                    error="The run failed; the current recommendations were not changed.",
+                )
+    except JobCancelled:
+        _end(run.pk, ModelRun.Status.CANCELLED)
+        job_mark_cancelled(job_id=job.pk)
+    except (ModelRunError, ArtifactMissing) as exc:
+        model_run_fail(run_id=run.pk, error=str(exc))
+    except OperationalError:
+        # Transient database trouble: the task retries; make the job claimable again.
+        with contextlib.suppress(OperationalError):
+            job_release(job_id=job.pk)
+        raise
+    except Exception as exc:
+        _log_unexpected("model run", run.pk, exc)
+        model_run_fail(
+            run_id=run.pk,
+            error=f"Unexpected error ({type(exc).__name__}); the current recommendations "
+            "were not changed.",
+        )
+
+
+def _log_unexpected(what: str, run_id: int, exc: BaseException) -> None:
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    logger.error("%s %s failed: %s: %s\n%s", what, run_id, type(exc).__name__, exc, frames)
+
+
+def _train(run: ModelRun, job: Job) -> None:
+    report = ProgressReporter(job.pk)
+    ModelRun.objects.filter(pk=run.pk).update(
+        status=ModelRun.Status.TRAINING, started_at=timezone.now()
+    )
+    report(0, 1, "Reading purchases", force=True)
+    data = training_data_read(catalog=run.catalog)
+    if data.purchases.empty:
+        raise ModelRunError("This catalog has no purchases yet: import purchase events first.")
+    names = run.algorithms or _auto_algorithms(len(data.product_ids))
+    missing = [n for n in names if n not in ALGORITHMS]
+    if missing:
+        raise ModelRunError(f"Algorithm(s) no longer available: {', '.join(missing)}.")
+    batch_size = settings.RECOMMENDATION_BATCH_SIZE
+    n_batches = math.ceil(len(data.customer_ids) / batch_size)
+    # Steps: each algorithm, buy again, refit, then each batch, then the finish.
+    total = len(names) + 2 + n_batches + 1
+    comparison = _compare(names, data, budget_s=run.budget_s, report=report, total=total)
+
+    selected = select_best(comparison.models.values())
+    dataset = data.dataset()
+    report(
+        len(names) + 1, total, f"Fitting {selected or 'a fallback'} on all purchases", force=True
+    )
+    started = time.perf_counter()
+    model, selected, params, note = _fit_final(selected, comparison, names, dataset)
+    fit_s = time.perf_counter() - started
+    buy_again = _fit_buy_again(comparison, dataset)
+    reasons = ReasonContext.build(dataset, item_new=data.item_new(), window_days=WINDOW_DAYS)
+    artifact = Artifact(
+        run_id=run.pk,
+        model=model,
+        buy_again=buy_again,
+        customer_ids=data.customer_ids,
+        product_ids=data.product_ids,
+        titles=data.products["title"].reindex(data.product_ids).fillna("").to_numpy(),
+        items_meta=data.items_meta(),
+        popularity=popularity(reasons),
+        reasons=reasons,
+        as_of=pd.Timestamp(data.purchases["timestamp"].max()),
+    )
+    if float(run.rules.get("mmr_lambda", 1.0)) < 1.0:
+        artifact.similarity()  # once here, not in every worker
+    path = artifact_save(artifact)
+
+    summary = comparison.to_dict()
+    for name, result in {**comparison.models, **comparison.repeat_models}.items():
+        key = "models" if name in comparison.models else "buy_again_models"
+        summary[key][name]["trials"] = _trials(result)
+    summary["selected"] = selected
+    summary["selection"] = note
+    summary["final_fit_s"] = round(fit_s, 3)
+    bounds = [
+        (i, data.customer_ids[start : start + batch_size])
+        for i, start in enumerate(range(0, len(data.customer_ids), batch_size))
+    ]
+    with transaction.atomic():
+        locked = ModelRun.objects.select_for_update().filter(pk=run.pk).first()
+        if locked is None or locked.status != ModelRun.Status.TRAINING:
+            raise ModelRunError("The run was ended while it trained.")
+        ModelRunBatch.objects.filter(run=run).delete()
+        ModelRunBatch.objects.bulk_create(
+            ModelRunBatch(
+                run=run,
+                index=i,
+                customers=len(ids),
+                first_customer_id=int(ids[0]),
+                last_customer_id=int(ids[-1]),
+            )
+            for i, ids in bounds
+        )
+        ModelRun.objects.filter(pk=run.pk).update(
+            status=ModelRun.Status.SCORING,
+            artifact=path,
+            comparison=summary,
+            split_info={"train": comparison.info, "validation": comparison.validation_info},
+            data_info={
+                "purchases": len(data.purchases),
+                "buyers": int(data.purchases["user_id"].nunique()),
+                "customers": len(data.customer_ids),
+                "products": len(data.product_ids),
+                "as_of": artifact.as_of.isoformat(),
+            },
+            selected_algorithm=selected,
+            selected_params=_jsonable(params),
+            batches_total=len(bounds),
+            scoring_mode=scoring_mode(),
+        )
+        Job.objects.filter(pk=job.pk).update(progress_total=total)
+    report(len(names) + 2, total, f"Selected {selected}; scoring customers", force=True)
+
+
+def _compare(
+    names: list[str], data: TrainingData, *, budget_s: int, report, total: int
+) -> Comparison:
+    """compare() one algorithm at a time (progress, cancel, and a failing algorithm is only
+    skipped), then merged into one Comparison. BuyAgain is tuned last, on repeat purchases."""
+    frame = data.purchases[["user_id", "item_id", "timestamp", "basket", "weight"]]
+    features = data.products[["title", "description", "category", "brand", "price"]]
+    users = pd.DataFrame({"segment": data.segments.reindex(data.customer_ids).fillna("")})
+    users.index = data.customer_ids
+    classes = [ALGORITHMS[n] for n in names] + [BuyAgain]
+    each = max(budget_s / len(classes), 0.5)
+    models: dict[str, ModelResult] = {}
+    repeat: dict[str, ModelResult] = {}
+    skipped: dict[str, str] = {}
+    info: dict = {}
+    validation_info: dict = {}
+    metric = f"ndcg@{TUNING_K}"
+    for step, cls in enumerate(classes, start=1):
+        report(step, total, f"Comparing algorithms: {cls.name} ({step}/{len(classes)})", force=True)
+        try:
+            part = compare(
+                [cls],
+                frame,
+                split="lastday",
+                budget_s=each,
+                k=TUNING_K,
+                seed=0,
+                max_tuning_users=MAX_TUNING_USERS,
+                item_features=features,
+                user_features=users,
+            )
+        except Exception as exc:  # one broken algorithm must not sink the run
+            _log_unexpected(f"comparing {cls.name} in run", 0, exc)
+            skipped[cls.name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+            continue
+        models.update(part.models)
+        repeat.update(part.repeat_models)
+        skipped.update(part.skipped)
+        info, validation_info, metric = part.info, part.validation_info, part.metric
+    return Comparison(
+        "lastday", info, validation_info, metric, models, skipped, repeat_models=repeat
+    )
+
+
+def _fit_final(selected: str | None, comparison: Comparison, names: list[str], dataset):
+    """The selected model refitted on all data; without a selection (too little data to
+    validate), the first requested algorithm that fits with its defaults, else popular."""
+    if selected is not None:
+        params = dict(comparison.models[selected].params)
+        model = ALGORITHMS[selected](seed=0, **params).fit(dataset)
+        return model, selected, params, "best validation score"
+    for name in [*names, FALLBACK_ALGORITHM]:
+        cls = ALGORITHMS[name]
+        try:
+            model = cls(seed=0).fit(dataset)
+        except (ArithmeticError, ValueError, MemoryError, np.linalg.LinAlgError):
+            continue
+        note = "too little history to validate the algorithms; used defaults"
+        return model, name, dict(model.params), note
+    raise ModelRunError("No algorithm could be fitted on this catalog's purchases.")
+
+
+def _fit_buy_again(comparison: Comparison, dataset) -> BuyAgain | None:
+    tuned = comparison.repeat_models.get(BuyAgain.name)
+    params = dict(tuned.params) if tuned else {}
+    try:
+        return BuyAgain(seed=0, **params).fit(dataset)
+    except (ArithmeticError, ValueError, MemoryError) as exc:
+        logger.warning("buy-again model not fitted: %s", exc)
+        return None
+
+
+def _trials(result: ModelResult) -> list[dict]:
+    return [
+        {
+            "params": _jsonable(t.params),
+            "score": None if math.isnan(t.score) else round(t.score, 6),
+            "fit_s": round(t.fit_s, 4),
+            "score_s": round(t.score_s, 4),
+            "error": t.error,
+        }
+        for t in result.search.trials
+    ]
+
+
+def _jsonable(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, str | int | float | bool | type(None)):
+            value = str(value)
+        out[str(key)] = value
+    return out
+
+
+# ---------------------------------------------------------------------------- score
+
+
+def _score(run: ModelRun, worker: str) -> None:
+    pending = list(
+        ModelRunBatch.objects.filter(run=run, done=False)
+        .order_by("index")
+        .values_list("index", flat=True)
+    )
+    if run.scoring_mode == "chord":
+        from recommendations.tasks import model_run_finish_task  # tasks import services
+
+        if pending:
+            _send_chord(run.pk, pending)
+        else:
+            model_run_finish_task.delay(run.pk)
+        return
+    for index in pending:
+        _score_batch(run, index, worker)
+    _finish(run)
+
+
+def chord_header(run_id: int, indices: list[int]) -> list:
+    """The chord's header: one batch task per index (a hook tests may wrap)."""
+    from recommendations.tasks import model_run_score_batch_task
+
+    return [model_run_score_batch_task.si(run_id, index) for index in indices]
+
+
+def _send_chord(run_id: int, indices: list[int]) -> None:
+    from recommendations.tasks import model_run_finish_task
+
+    chord(chord_header(run_id, indices))(model_run_finish_task.si(run_id))
+
+
+def model_run_score_batch(*, run_id: int, index: int, worker: str = "") -> int:
+    """Score and store one customer batch of a run (a chord header task); returns the rows
+    written (0 when there was nothing to do: finished batch, ended run, cancel)."""
+    run = ModelRun.objects.filter(pk=run_id).first()
+    if run is None or run.status != ModelRun.Status.SCORING:
+        return 0
+    if run.job_id is not None:
+        Job.objects.filter(pk=run.job_id, status=Job.Status.RUNNING).update(
+            worker=worker[:200], heartbeat_at=timezone.now()
+        )
+    try:
+        with job_heartbeat(run.job_id) if run.job_id else contextlib.nullcontext():
+            return _score_batch(run, index, worker)
+    except JobCancelled:
+        return 0  # the chord's callback ends the run as cancelled
+    except ArtifactMissing as exc:
+        model_run_fail(run_id=run.pk, error=str(exc))
+        return 0
+
+
+def _progress(run: ModelRun) -> tuple[int, int, int]:
+    """(steps done, steps total, batches done) of the run's job: the steps before scoring
+    plus the batches done (never below what the job already shows)."""
+    shown = Job.objects.filter(pk=run.job_id).values_list("progress_done", "progress_total")
+    current, total = shown.first() or (0, 0)
+    batches = ModelRunBatch.objects.filter(run=run, done=True).count()
+    total = total or run.batches_total + 1
+    return max(current, total - run.batches_total - 1 + batches), total, batches
+
+
+def _score_batch(run: ModelRun, index: int, worker: str) -> int:
+    batch = ModelRunBatch.objects.filter(run=run, index=index).first()
+    if batch is None or batch.done:
+        return 0
+    if run.job_id is not None:
+        done, total, _ = _progress(run)
+        # Writes progress, and raises JobCancelled when a cancel was asked for.
+        ProgressReporter(run.job_id)(
+            done, total, f"Scoring customers: batch {index + 1} of {run.batches_total}", force=True
+        )
+    artifact = artifact_load(run.pk)
+    rules = rules_for_artifact(run.rules, artifact.item_index())
+    ids = artifact.customer_ids
+    lo = int(np.searchsorted(ids, batch.first_customer_id, side="left"))
+    hi = int(np.searchsorted(ids, batch.last_customer_id, side="right"))
+    lists = customer_lists(artifact, np.arange(lo, hi), rules)
+    with transaction.atomic():
+        locked = ModelRunBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.done:
+            return 0  # another copy of this batch won
+        if not ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.SCORING).exists():
+            return 0
+        Recommendation.objects.filter(
+            run=run,
+            customer_id__gte=batch.first_customer_id,
+            customer_id__lte=batch.last_customer_id,
+        ).delete()
+        written = recommendations_write(run_id=run.pk, catalog_id=run.catalog_id, rows=lists.rows)
+        ModelRunBatch.objects.filter(pk=batch.pk).update(
+            done=True, rows=written, runs=F("runs") + 1, finished_at=timezone.now()
+        )
+    if run.job_id is not None:
+        done, total, batches = _progress(run)
+        Job.objects.filter(pk=run.job_id, status=Job.Status.RUNNING).update(
+            progress_done=Greatest(F("progress_done"), Value(done)),
+            message=f"Scored {batches:,} of {run.batches_total:,} customer batches",
+            heartbeat_at=timezone.now(),
+        )
+    return written
+
+
+# --------------------------------------------------------------------------- finish
+
+
+def model_run_finish(*, run_id: int) -> None:
+    """The chord's callback: segment lists, flip to current, job succeeded (idempotent)."""
+    run = ModelRun.objects.filter(pk=run_id).select_related("catalog").first()
+    if run is None or run.status != ModelRun.Status.SCORING:
+        return
+    try:
+        with job_heartbeat(run.job_id) if run.job_id else contextlib.nullcontext():
+            _finish(run)
+    except JobCancelled:
+        _end(run.pk, ModelRun.Status.CANCELLED)
+        if run.job_id:
+            job_mark_cancelled(job_id=run.job_id)
+    except (ModelRunError, ArtifactMissing) as exc:
+        model_run_fail(run_id=run.pk, error=str(exc))
+    except OperationalError:
+        raise  # the task retries
+    except Exception as exc:
+        _log_unexpected("finishing model run", run.pk, exc)
+        model_run_fail(
+            run_id=run.pk,
+            error=f"Unexpected error ({type(exc).__name__}); the current recommendations "
+            "were not changed.",
+        )
+
+
+def _finish(run: ModelRun) -> None:
+    if run.job_id is not None:
+        done, total, _ = _progress(run)
+        ProgressReporter(run.job_id)(done, total, "Writing segment lists", force=True)
+    missing = ModelRunBatch.objects.filter(run=run, done=False).count()
+    if missing:
+        raise ModelRunError(f"{missing} customer batch(es) were not scored.")
+    artifact = artifact_load(run.pk)
+    rules = rules_for_artifact(run.rules, artifact.item_index())
+    rows = segment_lists(artifact, rules, catalog_id=run.catalog_id)
+    with transaction.atomic():
+        if not Catalog.objects.select_for_update().filter(pk=run.catalog_id).exists():
+            return  # the catalog (and with it this run) is being deleted
+        locked = ModelRun.objects.select_for_update().filter(pk=run.pk).first()
+        if locked is None or locked.status != ModelRun.Status.SCORING:
+            return
+        Recommendation.objects.filter(run=run, segment__isnull=False).delete()
+        segment_rows = recommendations_write(run_id=run.pk, catalog_id=run.catalog_id, rows=rows)
+        customer_rows = ModelRunBatch.objects.filter(run=run).aggregate(n=Sum("rows"))["n"] or 0
+        customers = Recommendation.objects.filter(run=run, customer__isnull=False).values(
+            "customer_id"
+        )
+        n_customers = customers.order_by().distinct().count()
+        n_segments = len({r.segment_id for r in rows})
+        ModelRun.objects.filter(catalog_id=run.catalog_id, is_current=True).exclude(
+            pk=run.pk
+        ).update(is_current=False)
+        ModelRun.objects.filter(pk=run.pk).update(
+            status=ModelRun.Status.SUCCEEDED,
+            is_current=True,
+            finished_at=timezone.now(),
+            customers=n_customers,
+            recommendations=customer_rows + segment_rows,
+            segments=n_segments,
+        )
+        if run.job_id is not None:
+            total = Job.objects.filter(pk=run.job_id).values_list("progress_total", flat=True)
+            result = {
+                "run_id": run.pk,
+                "algorithm": locked.selected_algorithm,
+                "customers": n_customers,
+                "segments": n_segments,
+                "recommendations": customer_rows + segment_rows,
+                "batches": locked.batches_total,
+                "scoring": locked.scoring_mode,
+            }
+            job_succeed(
+                job_id=run.job_id,
+                result=result,
+                done=total.first() or None,
+                message=f"Recommended to {n_customers:,} customers and {n_segments:,} "
+                f"segments with {locked.selected_algorithm}",
+            )
+    model_runs_prune(catalog_id=run.catalog_id)
+
+
+# ----------------------------------------------------------------------- end, prune
+
+
+def model_run_fail(*, run_id: int | None = None, job_id: int | None = None, error: str) -> None:
+    """Fail the run and its job (a run already ended keeps its outcome); delete its rows."""
+    if run_id is None and job_id is not None:
+        run_id = ModelRun.objects.filter(job_id=job_id).values_list("pk", flat=True).first()
+    if run_id is not None:
+        if job_id is None:
+            job_id = ModelRun.objects.filter(pk=run_id).values_list("job_id", flat=True).first()
+        _end(run_id, ModelRun.Status.FAILED)
+    if job_id is not None:
+        job_fail(job_id=job_id, error=error)
+
+
+def _end(run_id: int, status: str) -> None:
+    """End an active run as failed or cancelled and remove what it wrote."""
+    ended = ModelRun.objects.filter(pk=run_id, status__in=ModelRun.ACTIVE).update(
+        status=status, finished_at=timezone.now()
+    )
+    if ended:
+        Recommendation.objects.filter(run_id=run_id).delete()
+        artifact_delete(run_id)
+
+
+def model_runs_prune(*, catalog_id: int) -> int:
+    """Delete the rows and artifacts of the catalog's runs that are neither current nor
+    active (superseded, failed, cancelled); their ModelRun rows stay. Returns runs pruned."""
+    pruned = 0
+    stale = (
+        ModelRun.objects.filter(catalog_id=catalog_id, is_current=False)
+        .exclude(status__in=ModelRun.ACTIVE)
+        .exclude(artifact="")
+    )
+    for run_id in stale.values_list("pk", flat=True):
+        Recommendation.objects.filter(run_id=run_id).delete()
+        artifact_delete(run_id)
+        ModelRun.objects.filter(pk=run_id).update(artifact="")
+        pruned += 1
+    return pruned
