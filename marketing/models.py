@@ -453,15 +453,24 @@ class Segment(models.Model):
 
 
 class SegmentMembership(models.Model):
+    """A customer in a segment. ``monetary`` copies the member's net spend when the segment
+    is materialised, so a page of the biggest spenders reads one index, not every member."""
+
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="segment_memberships"
     )
+    monetary = models.FloatField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["segment", "customer"], name="segment_membership_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["segment", "-monetary", "customer"], name="segment_membership_by_spend"
             )
         ]
         # customer_id is indexed by its ForeignKey ("which segments is this customer in?").

@@ -14,8 +14,16 @@ from django.db.models import Avg, Count, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from marketing.models import Catalog, Product, Profile, Segment, effective_category
+from marketing.models import (
+    Catalog,
+    Product,
+    Profile,
+    Segment,
+    SegmentMembership,
+    effective_category,
+)
 from marketing.segment_rules import catalog_as_of, rule_q
+from marketing.selectors import PAGE_SIZE, ApproxCount, PageSlice
 from marketing.selectors_profiles import version_cached
 
 TOP_N = 5
@@ -54,6 +62,31 @@ def segment_profiles(*, segment: Segment) -> QuerySet[Profile]:
         )
         .select_related("customer")
         .order_by("-monetary", "customer_id")
+    )
+
+
+def segment_member_page(*, segment: Segment, page: int, per_page: int = PAGE_SIZE) -> PageSlice:
+    """One page of members' profiles, biggest spenders first, total from ``segment.size``.
+
+    The order comes from the memberships' copied spend (one index range, whatever the
+    segment's size); the page's profiles and customers are then fetched by key.
+    """
+    offset = (page - 1) * per_page
+    ids = list(
+        SegmentMembership.objects.filter(segment=segment)
+        .order_by("-monetary", "customer_id")
+        .values_list("customer_id", flat=True)[offset : offset + per_page + 1]
+    )
+    profiles = Profile.objects.filter(
+        catalog_id=segment.catalog_id, customer_id__in=ids[:per_page]
+    ).select_related("customer")
+    by_customer = {p.customer_id: p for p in profiles}
+    return PageSlice(
+        object_list=[by_customer[i] for i in ids[:per_page] if i in by_customer],
+        number=page,
+        per_page=per_page,
+        has_next=len(ids) > per_page,
+        total=ApproxCount(segment.size),  # kept exact by every membership write
     )
 
 

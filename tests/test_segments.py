@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 
 from marketing.models import EventKind, Job, Profile, Segment, SegmentMembership
+from marketing.selectors_segments import segment_member_page
 from marketing.services.profiles import profile_refresh_run, profile_refresh_start
 from marketing.services.segments import segments_refresh_learned
 from tests.factories import CatalogFactory, CustomerFactory, EventFactory, ProductFactory
@@ -135,6 +136,17 @@ def test_learned_segments_created_with_descriptions(marketer):
     assert all(s.name.startswith("Cluster ") and s.description for s in learned)
     assert sum(s.size for s in learned) == 45
     assert SegmentMembership.objects.filter(segment__in=learned).count() == 45
+    # Every member carries its profile's spend (the member table's sort key).
+    spend = dict(Profile.objects.filter(catalog=catalog).values_list("customer_id", "monetary"))
+    for membership in SegmentMembership.objects.filter(segment__catalog=catalog):
+        assert membership.monetary == pytest.approx(spend[membership.customer_id])
+    # The member table lists the biggest spenders first, page by page, total = size.
+    biggest = max(learned, key=lambda s: s.size)
+    first = segment_member_page(segment=biggest, page=1, per_page=4)
+    second = segment_member_page(segment=biggest, page=2, per_page=4)
+    shown = [p.monetary for p in [*first, *second]]
+    assert shown == sorted(shown, reverse=True) and len(shown) == min(8, biggest.size)
+    assert first.total.value == biggest.size and first.has_next
     # Running the learned step again (seeded) gives the same segments.
     sizes = sorted(learned.values_list("name", "size"))
     segments_refresh_learned(catalog=catalog)

@@ -10,11 +10,13 @@ nothing from `marketing.analytics.sensitive.DEFAULT_SENSITIVE` can be used).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
@@ -33,6 +35,7 @@ from marketing.models import (
 from marketing.permissions import require_perm
 from marketing.segment_rules import catalog_as_of, rule_profiles
 from marketing.services.audit import audit
+from marketing.services.frames import query_frame
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,17 @@ _LEARN_COLUMNS = [
     "price_ratio",
     "top_categories",
 ]
+# Arrow types of the same columns as COPY writes them (CSV text; JSON as a string).
+_LEARN_TYPES = {
+    "customer_id": pa.int64(),
+    "recency_days": pa.int64(),
+    "frequency": pa.int64(),
+    "monetary": pa.float64(),
+    "aov": pa.float64(),
+    "return_rate": pa.float64(),
+    "price_ratio": pa.float64(),
+    "top_categories": pa.string(),
+}
 
 
 def _share(part: float | None, total: float | None) -> float | None:
@@ -108,8 +122,8 @@ def segments_refresh_rfm(*, catalog: Catalog, run: ProfileRun | None = None) -> 
     with connection.cursor() as cursor:
         cursor.execute(
             # Only our own table names are interpolated; values go in as parameters.
-            f"INSERT INTO {membership} (segment_id, customer_id) "
-            f"SELECT s.id, p.customer_id FROM {profile} p "
+            f"INSERT INTO {membership} (segment_id, customer_id, monetary) "
+            f"SELECT s.id, p.customer_id, p.monetary FROM {profile} p "
             f"JOIN {segment} s ON s.catalog_id = p.catalog_id AND s.name = p.rfm_segment "
             "WHERE p.catalog_id = %s AND s.kind = %s",
             [catalog.pk, Segment.Kind.RFM.value],
@@ -119,7 +133,9 @@ def segments_refresh_rfm(*, catalog: Catalog, run: ProfileRun | None = None) -> 
 
 def _learn_frame(catalog: Catalog) -> pd.DataFrame:
     rows = Profile.objects.filter(catalog=catalog).values_list(*_LEARN_COLUMNS)
-    frame = pd.DataFrame.from_records(list(rows), columns=_LEARN_COLUMNS)
+    frame = query_frame(rows, _LEARN_COLUMNS, _LEARN_TYPES)
+    if connection.vendor == "postgresql":  # COPY hands JSON over as text
+        frame["top_categories"] = [json.loads(v) if v else [] for v in frame["top_categories"]]
     frame["customer_id"] = frame["customer_id"].astype("int64")
     frame["recency_days"] = frame["recency_days"].astype("Int64")
     frame["frequency"] = frame["frequency"].astype("int64")
@@ -156,13 +172,40 @@ def segments_refresh_learned(*, catalog: Catalog) -> dict:
             revenue_share=_share(float(revenue.get(cluster.label, 0.0)), total),
             refreshed_at=now,
         )
-    members = [
-        SegmentMembership(segment=segments[int(label)], customer_id=int(customer_id))
-        for customer_id, label in labels.items()
-        if int(label) in segments
-    ]
-    SegmentMembership.objects.bulk_create(members, batch_size=BATCH_SIZE)
+    keep = labels.isin(list(segments))
+    ids = labels.index[keep].to_numpy(dtype="int64")
+    _insert_members(
+        segment_ids=[segments[int(label)].pk for label in labels[keep]],
+        customer_ids=ids.tolist(),
+        monetary=frame["monetary"].reindex(ids).fillna(0.0).tolist(),
+    )
     return {"learned": len(segments), "learned_skipped": ""}
+
+
+def _insert_members(
+    *, segment_ids: list[int], customer_ids: list[int], monetary: list[float]
+) -> None:
+    """Insert memberships from parallel lists: one statement over arrays on PostgreSQL (25k
+    rows in tens of milliseconds), batched bulk_create elsewhere."""
+    if not customer_ids:
+        return
+    if connection.vendor == "postgresql":
+        table = SegmentMembership._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Only our own table name is interpolated; values go in as parameters.
+                f"INSERT INTO {table} (segment_id, customer_id, monetary) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::double precision[])",
+                [segment_ids, customer_ids, monetary],
+            )
+        return
+    SegmentMembership.objects.bulk_create(
+        (
+            SegmentMembership(segment_id=s, customer_id=c, monetary=m)
+            for s, c, m in zip(segment_ids, customer_ids, monetary, strict=True)
+        ),
+        batch_size=BATCH_SIZE,
+    )
 
 
 # --------------------------------------------------------------------------- rule segments
@@ -319,7 +362,7 @@ def segment_rule_materialise(
     SegmentMembership.objects.filter(segment=segment).delete()
     members = rule_profiles(segment.rule, catalog=catalog, as_of=as_of or timezone.now()).order_by()
     try:
-        sql, params = members.values_list("customer_id").query.sql_with_params()
+        sql, params = members.values_list("customer_id", "monetary").query.sql_with_params()
     except EmptyResultSet:  # a rule that can match nobody ("recency_days in [4.5]")
         sql = None
     if sql is not None:
@@ -327,8 +370,8 @@ def segment_rule_materialise(
         with connection.cursor() as cursor:
             # Only our own table name is interpolated; values go in as parameters.
             cursor.execute(
-                f"INSERT INTO {membership} (segment_id, customer_id) "
-                f"SELECT %s, m.customer_id FROM ({sql}) m",
+                f"INSERT INTO {membership} (segment_id, customer_id, monetary) "
+                f"SELECT %s, m.customer_id, m.monetary FROM ({sql}) m",
                 [segment.pk, *params],
             )
     totals = Profile.objects.filter(

@@ -96,12 +96,9 @@ def segment_list(request: HttpRequest, catalog_pk: int) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     segment = _get_segment_for_user(request, pk)
-    page = selectors.paginate(
-        selectors_segments.segment_profiles(segment=segment),
-        page=selectors.page_number(request.GET.get("page")),
-        count=False,
+    page = selectors_segments.segment_member_page(
+        segment=segment, page=selectors.page_number(request.GET.get("page"))
     )
-    page.total = selectors.ApproxCount(segment.size)  # kept exact by every membership write
     context = {
         "segment": segment,
         "catalog": segment.catalog,

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from marketing.models import Catalog, Event, EventKind, Product, Profile, effective_category
 from marketing.services.customers import customer_erased_ids
-from marketing.services.profiles import _query_frame  # COPY … TO STDOUT on PostgreSQL
+from marketing.services.frames import query_frame  # COPY … TO STDOUT on PostgreSQL
 from recommendations.algorithms.base import Dataset, Recommender
 from recommendations.algorithms.buy_again import BuyAgain
 from recommendations.algorithms.postprocess import ItemSimilarity
@@ -95,7 +95,7 @@ def training_data_read(*, catalog: Catalog) -> TrainingData:
         product__isnull=False,
         quantity__gt=0,
     ).values_list("customer_id", "product_id", "occurred_at", "source")
-    purchases = _query_frame(rows, _PURCHASE_COLUMNS, _PURCHASE_TYPES)
+    purchases = query_frame(rows, _PURCHASE_COLUMNS, _PURCHASE_TYPES)
     purchases["user_id"] = purchases["user_id"].astype("int64")
     purchases["item_id"] = purchases["item_id"].astype("int64")
     purchases["timestamp"] = pd.to_datetime(purchases["timestamp"], utc=True).astype(
