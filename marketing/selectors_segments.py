@@ -123,6 +123,14 @@ def segment_stats(*, segment: Segment) -> SegmentStats:
     )
 
 
+def segment_stats_warm(*, catalog: Catalog) -> int:
+    """Compute (and cache) the statistics of every segment of the catalog; returns how many."""
+    segments = list(Segment.objects.filter(catalog=catalog))
+    for segment in segments:
+        segment_stats(segment=segment)
+    return len(segments)
+
+
 def _segment_stats(segment: Segment) -> SegmentStats:
     profiles = segment_profiles(segment=segment)
     totals = profiles.order_by().aggregate(

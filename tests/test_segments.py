@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from marketing import selectors_segments
 from marketing.models import EventKind, Job, Profile, Segment, SegmentMembership
 from marketing.selectors_segments import segment_member_page
 from marketing.services.profiles import profile_refresh_run, profile_refresh_start
@@ -248,3 +249,17 @@ def test_members_csv_has_members_without_pii_and_is_formula_safe(client, refresh
         rows += reader[1:]
     ids = {row[0] for row in rows}
     assert ids == {"anna", "'=cmd|calc", "ben"}
+
+
+def test_refresh_computes_every_segments_statistics_ahead_of_the_pages(
+    refreshed, monkeypatch, client, marketer
+):
+    def recompute(segment):
+        raise AssertionError(f"statistics of {segment} computed on view")
+
+    monkeypatch.setattr(selectors_segments, "_segment_stats", recompute)
+    segments = list(Segment.objects.filter(catalog=refreshed[0]))
+    assert segments
+    client.force_login(marketer)
+    for segment in segments:
+        assert client.get(segment.get_absolute_url()).status_code == 200

@@ -51,6 +51,7 @@ from marketing.models import (
     effective_category,
 )
 from marketing.permissions import require_perm
+from marketing.selectors_segments import segment_stats_warm
 from marketing.services.categories import categories_derive, categories_derive_needed
 from marketing.services.customers import customer_erased_ids
 from marketing.services.frames import query_frame
@@ -269,6 +270,9 @@ def _refresh(job: Job) -> dict:
             **segments_refresh_learned(catalog=catalog),
             "rule": segments_refresh_rules(catalog=catalog),
         }
+    # Segment pages read their statistics from the cache: compute them once now (after
+    # the commit and its ANALYZE) rather than on each segment's first view.
+    segment_stats_warm(catalog=catalog)
     return {
         "run_id": run.pk,
         "as_of": as_of.isoformat(),
