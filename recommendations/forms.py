@@ -226,8 +226,8 @@ class RulesForm(forms.Form):
                 shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
                 self.add_error(
                     name,
-                    f"No product with SKU {shown} in {self.catalog.name} "
-                    "(SKUs are matched exactly, capitals included).",
+                    f"No product with SKU {shown} in this catalog "
+                    "(SKUs must match exactly, capitals included).",
                 )
         return data
 

@@ -60,7 +60,8 @@ def test_profile_shows_segment_value_churn_and_quality(shop, marketer, client):
     assert "Home &gt; Kitchen (100 %)" in html
     assert f'id="spend-fig-{catalog.pk}"' in html
     assert "Nothing computed yet" not in html
-    assert "No recommendations yet" in html and "No drafts yet" in html
+    # Recommendations of the profile's catalog: none until a run (tests/test_views_recommendations).
+    assert f"No recommendation run in {catalog.name} yet" in html and "No drafts yet" in html
 
 
 def test_no_profile_keeps_the_placeholder(shop, marketer, client):
