@@ -1,0 +1,1 @@
+"""The copy engine: fact sheets, selling points, realization and checks (no Django)."""
