@@ -7,6 +7,7 @@ name or attribute in the text comes from the products' data (fidelity).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -104,6 +105,7 @@ class Variant:
     frames: tuple[str, ...] = ()  # ids of the template frames used (variation)
     score: float = 0.0  # relevance to the recipient
     source: str = "template"  # template | llm | edit
+    notes: tuple[str, ...] = ()  # e.g. why the tone fell back (urgent without data)
 
 
 @dataclass(frozen=True)
@@ -115,4 +117,4 @@ class CheckResult:
     message: str = ""
     field: str = ""
     severity: str = "error"
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
