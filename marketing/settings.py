@@ -238,6 +238,8 @@ RECOMMENDATION_BATCH_SIZE = env_int("RECOMMENDATION_BATCH_SIZE", 5000, minimum=1
 RECOMMENDATION_SCORING = env_str("RECOMMENDATION_SCORING", "auto")
 if RECOMMENDATION_SCORING not in ("auto", "chord", "inline"):
     raise ImproperlyConfigured("RECOMMENDATION_SCORING must be auto, chord or inline")
+# The largest model file (MB) a run may store; every scoring worker loads it into memory.
+RECOMMENDATION_MAX_ARTIFACT_MB = env_int("RECOMMENDATION_MAX_ARTIFACT_MB", 2048, minimum=1)
 
 # Customer attributes never used as features of any model or learned segment (plus their
 # close synonyms, see marketing.analytics.sensitive). Replacing the list drops the defaults.

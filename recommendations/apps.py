@@ -7,5 +7,6 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the model-run job task in marketing.tasks.JOB_TASKS, so job_enqueue and
-        # the worker's requeue of orphaned jobs find it in every process.
-        from recommendations import tasks  # noqa: F401
+        # the worker's requeue of orphaned jobs find it in every process; connects the
+        # worker start-up sweep and the erasure hook.
+        from recommendations import signals, tasks  # noqa: F401

@@ -7,7 +7,9 @@ kinds, with products and reasons), `segment_recommendations`. Preview:
 under other rules — with their history and what the rules removed.
 
 Only the current run of a catalog has stored lists (older runs keep their metrics; see
-recommendations.services.runs), so the list selectors read the current run by default.
+recommendations.services.runs), so the list selectors read the current run by default — in
+the same query as its rows: a run that turns current prunes the previous one's rows right
+after, and a reader that first fetched the run, then its rows, could fall in between.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -151,11 +154,19 @@ def customer_recommendations(
     *, catalog: Catalog, customer: Customer, run: ModelRun | None = None
 ) -> CustomerLists:
     """The customer's "discover" and "buy_again" lists of the current run (or ``run``),
-    best first, each row with its product, reason text, reason kind and cited products."""
-    run = run or model_run_current(catalog=catalog)
-    if run is None or customer.erased_at is not None:
-        return CustomerLists(run, [], [], {})
-    rows = list(_with_products(Recommendation.objects.filter(run=run, customer=customer)))
+    best first, each row with its product, reason text, reason kind and cited products.
+    The current run's rows are read in one query through ``is_current`` (see the module
+    docstring); ``run`` is the run they belong to."""
+    if customer.erased_at is not None:
+        return CustomerLists(run or model_run_current(catalog=catalog), [], [], {})
+    if run is not None:
+        rows = list(_with_products(Recommendation.objects.filter(run=run, customer=customer)))
+    else:
+        current = Recommendation.objects.filter(
+            run__catalog=catalog, run__is_current=True, customer=customer
+        )
+        rows = list(_with_products(current.select_related("run__job")))
+        run = rows[0].run if rows else model_run_current(catalog=catalog)
     return CustomerLists(
         run,
         [r for r in rows if r.kind == Recommendation.Kind.DISCOVER],
@@ -167,11 +178,14 @@ def customer_recommendations(
 def segment_recommendations(
     *, segment: Segment, run: ModelRun | None = None
 ) -> list[Recommendation]:
-    """The segment's list of the current run of its catalog (or ``run``), best first."""
-    run = run or model_run_current(catalog=segment.catalog)
-    if run is None:
-        return []
-    return list(_with_products(Recommendation.objects.filter(run=run, segment=segment)))
+    """The segment's list of the current run of its catalog (or ``run``), best first; the
+    current run's rows in one query (see the module docstring)."""
+    if run is not None:
+        return list(_with_products(Recommendation.objects.filter(run=run, segment=segment)))
+    current = Recommendation.objects.filter(
+        run__catalog_id=segment.catalog_id, run__is_current=True, segment=segment
+    )
+    return list(_with_products(current))
 
 
 def run_segment_lists(*, run: ModelRun) -> QuerySet[Segment]:
@@ -254,11 +268,20 @@ def customer_preview(
 ) -> CustomerPreview:
     """Recompute the customer's lists from the run's artifact under ``rules`` (default: the
     run's own), with their history and what the rules removed. Raises ValidationError for
-    bad rules, and ArtifactMissing when the run's model file is gone (only the current and
-    active runs keep one)."""
+    bad rules (also diversity, mmr_lambda < 1, with an artifact stored without its item
+    similarity: building it takes too long for a page), and ArtifactMissing when the run's
+    model file is gone (only the current and active runs keep one, and an erasure retires
+    it). This process keeps only this artifact cached."""
     clean = run.rules if rules is None else rules_validate(catalog=run.catalog, data=rules)
-    artifact = artifact_load(run.pk)
+    artifact = artifact_load(run.pk, max_cached=1)
     business: BusinessRules = rules_for_artifact(clean, artifact.item_index())
+    if business.mmr_lambda < 1.0 and artifact.similarity(build=False) is None:
+        raise ValidationError(
+            {
+                "mmr_lambda": "This run's model was stored without the item similarity that "
+                "diversity needs: preview with diversity 1 (off), or start a new run."
+            }
+        )
     user = int(artifact.user_index(np.array([customer.pk]))[0])
     history = customer_history(catalog=run.catalog, customer=customer)
     if user < 0:

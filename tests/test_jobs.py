@@ -310,6 +310,44 @@ def test_claim_over_budget_leaves_a_job_alone_while_its_worker_lives(settings):
     assert (job.status, job.worker) == (Job.Status.RUNNING, "elsewhere:1")
 
 
+# --- job_succeed, delegated jobs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [Job.Status.FAILED, Job.Status.CANCELLED, Job.Status.QUEUED])
+def test_succeed_leaves_a_job_that_is_not_running_alone(status):
+    job = JobFactory(status=status, error="gave up" if status == Job.Status.FAILED else "")
+
+    assert job_services.job_succeed(job_id=job.pk, result={"rows": 1}) is False
+
+    job.refresh_from_db()
+    assert job.status == status and job.result != {"rows": 1}
+
+
+def test_succeed_finishes_a_running_job():
+    job = running_job()
+    assert job_services.job_succeed(job_id=job.pk, result={"rows": 1}, done=7) is True
+    job.refresh_from_db()
+    assert (job.status, job.result, job.progress_done) == (Job.Status.SUCCEEDED, {"rows": 1}, 7)
+
+
+def test_a_delegated_job_is_left_out_of_the_requeue_of_dead_and_stale_workers():
+    import socket
+
+    dead = f"{socket.gethostname()}:999999"
+    plain = running_job(worker=dead, heartbeat_at=None)
+    delegated = running_job(worker=dead, heartbeat_at=None, params={"run_id": 4})
+    assert job_services.job_delegate(job_id=delegated.pk, message="Batches running") is True
+    Job.objects.filter(pk=delegated.pk).update(heartbeat_at=None)
+
+    assert {j.pk for j in job_services.jobs_stale()} == {plain.pk}
+    orphans = job_services.jobs_orphaned_on_this_host(starting=True)
+    assert {j.pk for j in orphans} == {plain.pk}
+    delegated.refresh_from_db()
+    assert delegated.params == {"run_id": 4, job_services.DELEGATED: True}
+    assert delegated.message == "Batches running"
+    assert job_services.job_delegate(job_id=JobFactory(status=Job.Status.FAILED).pk) is False
+
+
 # --- the task's failure hook ---------------------------------------------------------------------
 
 

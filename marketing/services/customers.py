@@ -20,6 +20,8 @@ lives outside those tables, and each place is handled:
   email column (the job's mapped columns, or the importer's own names "customer",
   "external_id", "email"), a ``value`` equal to the id or email, and a ``reason`` quoting
   it, become "[erased]"; the report keeps its rows. A report that cannot be read is removed.
+- Derived copies in other apps (the recommendations app's model files): once the erasure
+  commits, the `customer_erased` signal tells them to drop their copy.
 - Django admin history (`LogEntry.object_repr`): entries of the customer get the token;
   those of their profiles and memberships (whose text used to name the external id) get a
   text with row ids only, as `Profile`/`SegmentMembership.__str__` now give.
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import logging
 import os
@@ -78,6 +81,7 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import CharField, F, Q, Value
 from django.db.models.functions import Concat, Greatest
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.encoding import force_bytes
@@ -99,6 +103,12 @@ from marketing.permissions import require_perm
 from marketing.services.audit import audit
 
 logger = logging.getLogger(__name__)
+
+# Sent once an erasure has committed (sender: the Customer class), with customer_id and
+# catalog_ids (the catalogs they had events or recommendations in). Apps built on this one
+# (which it must not import) drop their derived copies of the customer's data here — the
+# recommendations app its model files. A receiver that fails is logged; the erasure stands.
+customer_erased = Signal()
 
 ERASURE_PERM = "marketing.delete_customer"
 ERASED_PREFIX = "erased-"
@@ -323,6 +333,11 @@ def customer_erase(*, user, customer: Customer, scan: ErasureScan | None = None)
         old_external_id = customer.external_id
         token = erasure_token(old_external_id)
 
+        # Where derived copies of their data may live (model files): sent on commit.
+        catalog_ids = sorted(
+            set(Event.objects.filter(customer_id=customer.pk).values_list("catalog_id", flat=True))
+            | set(customer.recommendations.values_list("catalog_id", flat=True))
+        )
         profile_pks = list(Profile.objects.filter(customer=customer).values_list("pk", flat=True))
         memberships = SegmentMembership.objects.filter(customer=customer)
         membership_pks = list(memberships.values_list("pk", flat=True))
@@ -365,6 +380,9 @@ def customer_erase(*, user, customer: Customer, scan: ErasureScan | None = None)
                 },
             )
             files.apply_to_storage()  # last: a failure here rolls all of the above back
+        transaction.on_commit(
+            functools.partial(_announce_erasure, customer_id=customer.pk, catalog_ids=catalog_ids)
+        )
     logger.info(
         "customer %s erased by %s (%s events, %s profiles, %s memberships)",
         customer.pk,
@@ -374,6 +392,21 @@ def customer_erase(*, user, customer: Customer, scan: ErasureScan | None = None)
         removed,
     )
     return result
+
+
+def _announce_erasure(*, customer_id: int, catalog_ids: list[int]) -> None:
+    """Send `customer_erased` (after the commit); a receiver that fails is logged."""
+    for receiver, outcome in customer_erased.send_robust(
+        sender=Customer, customer_id=customer_id, catalog_ids=catalog_ids
+    ):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "after erasing customer %s, %s failed: %s: %s",
+                customer_id,
+                getattr(receiver, "__qualname__", receiver),
+                type(outcome).__name__,
+                outcome,
+            )
 
 
 def _lock_out_imports() -> None:

@@ -21,7 +21,8 @@ import psutil
 from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError, close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from marketing.models import Job
@@ -143,11 +144,15 @@ class ProgressReporter:
     Jobs write their data in one transaction, so progress must travel outside it: on
     PostgreSQL through a second connection, on SQLite (one writer at a time) through the
     cache, which `job_live_progress` merges back in for the status fragment.
+
+    monotonic: never lower progress_done (several workers report parts of one job, each
+    from its own count; the bar must not go backwards).
     """
 
-    def __init__(self, job_id: int, *, interval_s: float = 1.0) -> None:
+    def __init__(self, job_id: int, *, interval_s: float = 1.0, monotonic: bool = False) -> None:
         self.job_id = job_id
         self.interval_s = interval_s
+        self.monotonic = monotonic
         self._last = 0.0
 
     def __call__(self, done: int, total: int, message: str = "", *, force: bool = False) -> None:
@@ -162,6 +167,8 @@ class ProgressReporter:
             cache.set(_progress_key(self.job_id), fields, timeout=3600)
             cancelled = _cancel_flagged(self.job_id)
         else:
+            if self.monotonic:
+                fields["progress_done"] = Greatest(F("progress_done"), Value(done))
             cancelled = _outside_transaction(lambda: _write_progress(self.job_id, fields))
             # job_cancel sets the cache flag before its database write, which may have failed.
             cancelled = cancelled or _cancel_flagged(self.job_id)
@@ -266,9 +273,11 @@ def job_heartbeat(job_id: int, *, every_s: float = 5.0) -> Iterator[None]:
 
 def job_succeed(
     *, job_id: int, result: dict, message: str = "Finished", done: int | None = None
-) -> None:
+) -> bool:
+    """Mark a running job succeeded; False (nothing changed) when it has already ended —
+    a job that failed or was cancelled meanwhile keeps that outcome."""
     fields = {} if done is None else {"progress_done": done, "progress_total": done}
-    Job.objects.filter(pk=job_id).update(
+    changed = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
         **fields,
         status=Job.Status.SUCCEEDED,
         result=result,
@@ -277,6 +286,7 @@ def job_succeed(
         heartbeat_at=timezone.now(),
     )
     _clear_cancel_flag(job_id)
+    return changed == 1
 
 
 def job_fail(*, job_id: int, error: str, result: dict | None = None) -> None:
@@ -388,8 +398,41 @@ def sqlite_busy_timeout(ms: int) -> Iterator[None]:
             cur.execute(f"PRAGMA busy_timeout = {previous}")
 
 
+# Job.params key: the job's own task has handed the rest of its work to other tasks (a
+# chord of batches) that keep its heartbeat and end it. Its task is not re-run when a
+# worker restarts; the app that delegated sweeps such jobs itself (`job_delegate`).
+DELEGATED = "delegated"
+
+
+def job_delegate(*, job_id: int, message: str = "") -> bool:
+    """Record that the running job's task handed its remaining work to other tasks and
+    returned. The worker that ran it no longer owns the job, so the requeue logic for dead
+    or stale workers skips it (re-running the task would resend that work and spend an
+    attempt each time); whoever delegated must notice and resume stalled work. Returns
+    False when the job is no longer running."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.RUNNING).first()
+        if job is None:
+            return False
+        job.params = {**(job.params or {}), DELEGATED: True}
+        job.heartbeat_at = timezone.now()
+        fields = ["params", "heartbeat_at"]
+        if message:
+            job.message = message[:500]
+            fields.append("message")
+        job.save(update_fields=fields)
+    return True
+
+
+def _not_delegated(jobs):
+    # has_key first: a missing key compares as NULL, which a bare exclude() would drop.
+    delegated = Q(params__has_key=DELEGATED) & Q(**{f"params__{DELEGATED}": True})
+    return jobs.exclude(delegated)
+
+
 def jobs_orphaned_on_this_host(*, starting: bool = False) -> list[Job]:
     """Running jobs whose worker process on this host no longer exists (killed, crashed).
+    Delegated jobs (`job_delegate`) are not their worker's any more and are left out.
 
     starting: the caller is a worker that is just starting, so no job can run in its own
     process or its pool's children yet. Their pids count as dead although they exist: a
@@ -398,7 +441,8 @@ def jobs_orphaned_on_this_host(*, starting: bool = False) -> list[Job]:
     hostname = socket.gethostname()
     fresh = _own_pids() if starting else set()
     orphans = []
-    for job in Job.objects.filter(status=Job.Status.RUNNING, worker__startswith=f"{hostname}:"):
+    running = Job.objects.filter(status=Job.Status.RUNNING, worker__startswith=f"{hostname}:")
+    for job in _not_delegated(running):
         pid = job.worker.rsplit(":", 1)[-1]
         if pid.isdigit() and (int(pid) in fresh or not _pid_alive(int(pid))):
             orphans.append(job)
@@ -406,10 +450,11 @@ def jobs_orphaned_on_this_host(*, starting: bool = False) -> list[Job]:
 
 
 def jobs_stale() -> list[Job]:
-    """Running jobs on any host whose heartbeat stopped (their worker died elsewhere)."""
+    """Running jobs on any host whose heartbeat stopped (their worker died elsewhere);
+    delegated jobs (`job_delegate`) are left to whoever delegated them."""
     stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
     return list(
-        Job.objects.filter(status=Job.Status.RUNNING).filter(
+        _not_delegated(Job.objects.filter(status=Job.Status.RUNNING)).filter(
             Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
         )
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -192,6 +192,15 @@ class Recommender:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the interaction log: it is only read while fitting, and a
+        stored model should hold no more of the customers' history than scoring needs."""
+        state = dict(self.__dict__)
+        data = state.get("data")
+        if isinstance(data, Dataset) and data.events is not None:
+            state["data"] = replace(data, events=None)
+        return state
+
     # ----------------------------------------------------------------- to implement
 
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
@@ -200,6 +209,11 @@ class Recommender:
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         """Dense float32 scores (len(users), n_items); higher = better. -inf = never."""
         raise NotImplementedError
+
+    def _scores_for(self, users: np.ndarray, excluded: sparse.csr_matrix | None) -> np.ndarray:
+        """Scores of a block when ``excluded`` (all users × items, or None) will be left
+        out; models whose scores depend on it override this (default: `_score_block`)."""
+        return self._score_block(users)
 
     # ----------------------------------------------------------------- public API
 
@@ -211,10 +225,18 @@ class Recommender:
         self._fit(data, on_progress)
         return self
 
-    def scores(self, users: np.ndarray) -> np.ndarray:
-        """Dense scores for the given users (one block; callers keep blocks small)."""
+    def scores(
+        self, users: np.ndarray, *, exclude: sparse.spmatrix | None | bool = True
+    ) -> np.ndarray:
+        """Dense scores for the given users (one block; callers keep blocks small).
+
+        exclude: what the caller leaves out of the lists, as in `recommend` (default: the
+        users' own items). Most models score regardless; a model whose scores depend on it
+        (the ranker re-ranks candidates chosen among the items not excluded) follows it.
+        """
         self._check_fitted()
-        return self._score_block(np.asarray(users, dtype=np.int64))
+        users = np.asarray(users, dtype=np.int64)
+        return self._scores_for(users, self._excluded(exclude))
 
     def recommend(
         self,
@@ -237,7 +259,7 @@ class Recommender:
         out_items = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         for start, block in _blocks(users, block_size):
-            scores = np.asarray(self._score_block(block), dtype=np.float32)
+            scores = np.asarray(self._scores_for(block, mask), dtype=np.float32)
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
             if mask is not None:
@@ -298,7 +320,8 @@ def _blocks(values: np.ndarray, size: int) -> Iterator[tuple[int, np.ndarray]]:
 def topk_rows(scores: np.ndarray, k: int) -> TopK:
     """Per row, the k highest finite scores (ties broken by lower index), best first.
 
-    Scores are compared as float32. Exact, and fast on wide rows: the k-th largest of the
+    Scores are compared as float32; NaN counts as -inf (never listed), so one bad score
+    cannot empty its row. Exact, and fast on wide rows: the k-th largest of the
     row's group maxima (every 16k-th column forms a group) bounds the k-th score from below,
     so only the few groups that reach that bound are looked at; rows of massive ties (e.g.
     all zeros) take the strictly better items plus the lowest-indexed ties.
@@ -310,6 +333,8 @@ def topk_rows(scores: np.ndarray, k: int) -> TopK:
     values = np.full((n, k), -np.inf, dtype=np.float32)
     if kk == 0 or n == 0:
         return TopK(items, values)
+    if np.isnan(scores.max()):  # max propagates NaN: one pass, no mask unless needed
+        scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
     groups = 16 * kk
     width = m // groups
     if width < 2:

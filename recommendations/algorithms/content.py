@@ -106,7 +106,8 @@ class ContentTfidf(ContentBased):
     }
 
     def _vectors(self, texts: list[str]) -> sparse.csr_matrix:
-        self.vectorizer = TfidfVectorizer(
+        # Not kept on the model: scoring needs only the item vectors.
+        vectorizer = TfidfVectorizer(
             tokenizer=tokenize,
             token_pattern=None,
             lowercase=False,
@@ -117,7 +118,7 @@ class ContentTfidf(ContentBased):
             dtype=np.float32,
         )
         try:
-            return self.vectorizer.fit_transform(texts).tocsr()
+            return vectorizer.fit_transform(texts).tocsr()
         except ValueError:  # no terms at all (empty texts, or min_df/max_df prune all)
             return sparse.csr_matrix((len(texts), 1), dtype=np.float32)
 
@@ -165,6 +166,8 @@ class ContentW2V(ContentBased):
             min_count=1,
             sample=0.0,
         )
+        if model is None:
+            return out
         df: dict[str, int] = {}
         for doc in docs:
             for word in set(doc):

@@ -79,23 +79,38 @@ def train_word2vec(
     seed: int,
     on_progress: Progress | None = None,
     **params,
-) -> Word2Vec:
+) -> Word2Vec | None:
     """A Word2Vec model trained deterministically (one worker, seeded) on ``sentences``.
-    ``params`` are gensim's (vector_size, window, epochs, negative, min_count, sg, …)."""
+    ``params`` are gensim's (vector_size, window, epochs, negative, min_count, sg, …).
+
+    None when no token reaches ``min_count`` (few or short sentences, e.g. a small
+    validation split): there is nothing to learn, and gensim would raise RuntimeError."""
     callbacks = [_EpochProgress(int(params["epochs"]), on_progress)] if on_progress else []
-    return Word2Vec(
-        sentences=sentences,
-        workers=1,
-        seed=seed,
-        hs=0,
+    model = Word2Vec(workers=1, seed=seed, hs=0, callbacks=callbacks, **params)
+    model.build_vocab(sentences)
+    if not model.wv.index_to_key:
+        return None
+    model.train(
+        sentences,
+        total_examples=model.corpus_count,
+        total_words=model.corpus_total_words,
+        epochs=model.epochs,
+        start_alpha=model.alpha,
+        end_alpha=model.min_alpha,
+        compute_loss=model.compute_loss,
         callbacks=callbacks,
-        **params,
     )
+    return model
 
 
-def token_matrix(model: Word2Vec, n: int, *, output: bool = False) -> np.ndarray:
+def token_matrix(
+    model: Word2Vec | None, n: int, *, output: bool = False, size: int = 0
+) -> np.ndarray:
     """(n × vector_size) float32: row i = the vector of token str(i) (zeros if absent).
-    output=True: the negative-sampling output vectors (syn1neg) instead."""
+    output=True: the negative-sampling output vectors (syn1neg) instead. model=None (no
+    vocabulary): all zeros, ``size`` wide."""
+    if model is None:
+        return np.zeros((n, size), dtype=np.float32)
     out = np.zeros((n, model.wv.vector_size), dtype=np.float32)
     keys = np.asarray([int(k) for k in model.wv.index_to_key], dtype=np.int64)
     if len(keys):
@@ -140,7 +155,10 @@ class Prod2Vec(VectorModel):
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
         p = self.params
         sentences = purchase_sentences(data, p["sentences"])
-        self.model = train_word2vec(
+        # Not kept: scoring needs only the vectors (the gensim model would double the
+        # artifact). No vocabulary (min_count above every item's count): zero vectors, so
+        # every item scores 0 and the lists fall back to popularity.
+        model = train_word2vec(
             sentences,
             seed=self.seed,
             on_progress=on_progress,
@@ -153,9 +171,10 @@ class Prod2Vec(VectorModel):
             min_count=int(p["min_count"]),
             sg=int(p["sg"]),
         )
-        self.item_vectors = normalize_rows(token_matrix(self.model, data.n_items))
+        size = int(p["vector_size"])
+        self.item_vectors = normalize_rows(token_matrix(model, data.n_items, size=size))
         self.target_vectors = (
-            normalize_rows(token_matrix(self.model, data.n_items, output=True))
+            normalize_rows(token_matrix(model, data.n_items, output=True, size=size))
             if p["output_vectors"]
             else None
         )

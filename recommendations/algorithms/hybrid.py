@@ -2,7 +2,8 @@
 
 Components (each fitted with its own defaults; a component of weight 0 is not fitted):
 
-* ``collaborative`` — a registered collaborative model, by name (EASE by default);
+* ``collaborative`` — a registered collaborative model, by name (EASE by default; above
+  `linear.AUTO_MAX_ITEMS` items rp3beta stands in for EASE);
 * ``prod2vec`` — `embeddings.Prod2Vec`;
 * ``content`` — `content.ContentTfidf`, when the items have text;
 * ``popular`` — `popular.RecentPopular` (what sells now).
@@ -38,9 +39,11 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from . import linear
 from .base import Dataset, Progress, Recommender
 from .content import TEXT_COLUMNS, ContentTfidf, tokenize
 from .embeddings import Prod2Vec
+from .linear import EASE
 from .popular import RecentPopular, SegmentPopular
 
 # Used when the configured collaborative model is not registered (first available wins).
@@ -56,13 +59,16 @@ REASON_KINDS = (
 )
 
 
-def registered(name: str, seed: int) -> Recommender:
+def registered(name: str, seed: int, n_items: int | None = None) -> Recommender:
     """An instance of the registered recommender ``name``, else of the first registered
-    COLLABORATIVE_FALLBACKS (looked up lazily: the registry imports this module)."""
+    COLLABORATIVE_FALLBACKS (looked up lazily: the registry imports this module). With
+    ``n_items`` above `linear.AUTO_MAX_ITEMS`, EASE is passed over (its dense item matrix)."""
     from .registry import ALGORITHMS
 
     for candidate in (name, *COLLABORATIVE_FALLBACKS):
         cls = ALGORITHMS.get(candidate)
+        if cls is EASE and n_items is not None and not linear.ease_allowed(n_items):
+            continue
         if cls is not None and cls is not Hybrid:
             return cls(seed=seed)
     raise ValueError(f"no collaborative model registered (wanted {name!r})")
@@ -117,7 +123,10 @@ class Hybrid(Recommender):
         )
         s = self.seed
         plan: dict[str, tuple[float, Any]] = {
-            "collaborative": (p["w_collaborative"], lambda: registered(p["collaborative"], s)),
+            "collaborative": (
+                p["w_collaborative"],
+                lambda: registered(p["collaborative"], s, data.n_items),
+            ),
             "prod2vec": (p["w_prod2vec"], lambda: Prod2Vec(seed=s)),
             "content": (p["w_content"] if has_text else 0.0, lambda: ContentTfidf(seed=s)),
             "popular": (p["w_popular"], lambda: RecentPopular(seed=s)),

@@ -21,6 +21,17 @@ from .base import Dataset, Progress
 from .neighbors import ItemItemModel
 from .similarity import interaction_matrix, user_profiles
 
+# EASE holds dense items × items matrices (about 2 × n_items² numbers while fitting). Above
+# this many items no other code picks it on its own — the product's automatic choice, the
+# hybrid's collaborative component, the ranker's candidate generator — and rp3beta or
+# item-kNN stand in; asking for EASE by name still works up to its own ``max_items``.
+AUTO_MAX_ITEMS = 20_000
+
+
+def ease_allowed(n_items: int) -> bool:
+    """Whether EASE may be chosen automatically for a catalog of ``n_items`` items."""
+    return n_items <= AUTO_MAX_ITEMS
+
 
 class EASE(ItemItemModel):
     """EASE^R. Params: l2 (λ), dropout (EDLAE emphasis, 0 = plain EASE), values (binary /
@@ -95,6 +106,9 @@ def ease_weights(
         block = inverse[start:stop, start:stop]
         lower = np.tril_indices(stop - start, -1)
         block[lower] = block.T[lower]
-    inverse /= -inverse[diag, diag][None, :]
-    inverse[diag, diag] = 0.0
-    return np.ascontiguousarray(inverse)
+    # P is symmetric now, so its transpose — a C-ordered view of the same Fortran-ordered
+    # memory — is P too: scale that view instead of copying n² numbers into C order.
+    weights = inverse.T
+    weights /= -weights[diag, diag][None, :]
+    weights[diag, diag] = 0.0
+    return weights

@@ -515,7 +515,7 @@ def rank(
     for start in range(0, len(users), block_size):
         block = users[start : start + block_size]
         part = _rank_block(
-            model.scores(block),
+            model.scores(block, exclude=exclude if exclude is not None else False),
             prepared,
             exclude=exclude[block] if exclude is not None else None,
             candidates=candidates,

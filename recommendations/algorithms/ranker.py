@@ -39,8 +39,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from .base import Dataset, Progress, Recommender, normalized_columns, topk_rows
+from . import linear
+from .base import Dataset, Progress, Recommender, topk_rows
 from .content import ContentTfidf, tokenize
+from .graph import RP3Beta
+from .linear import EASE
+from .neighbors import item_similarity
 from .popular import SegmentPopular
 from .vectors import NS_PER_DAY, normalize_rows
 
@@ -66,32 +70,50 @@ NEW_ITEM_DAYS = 30.0
 BLOCK_USERS = 512
 
 
+# Co-purchase neighbours kept per item in the item×item cosine matrix (`copurchase_matrix`).
+COPURCHASE_NEIGHBORS = 100
+
+
+def copurchase_matrix(binary: sparse.csr_matrix, neighbors: int = COPURCHASE_NEIGHBORS):
+    """Item×item co-purchase cosine of a binary users×items matrix (CSR float32): for each
+    item its ``neighbors`` most similar items, plus 1 on the diagonal of every bought item.
+    Computed once at fit in bounded blocks; a block of customers then scores as
+    profile @ S, never through a (block × all customers) product."""
+    pruned = item_similarity(binary, neighbors=neighbors)
+    bought = (np.diff(sparse.csc_matrix(binary).indptr) > 0).astype(np.float32)
+    return sparse.csr_matrix(pruned + sparse.diags(bought), dtype=np.float32)
+
+
 class CoPurchase(Recommender):
-    """Fallback candidate generator: Σ over history items of the co-purchase cosine, plus a
-    small popularity term (so customers without history get best sellers)."""
+    """Fallback candidate generator: Σ over history items of the co-purchase cosine (pruned
+    to each item's COPURCHASE_NEIGHBORS nearest), plus a small popularity term (so customers
+    without history get best sellers)."""
 
     name = "copurchase"
     defaults = {}
 
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
-        self.columns = sparse.csr_matrix(normalized_columns(data.matrix))
-        self.rows = self.columns.T.tocsr()  # items × users
-        binary = sparse.csr_matrix(data.matrix, copy=True)
+        binary = sparse.csr_matrix(data.matrix, dtype=np.float32, copy=True)
+        binary.eliminate_zeros()
         binary.data[:] = 1.0
         self.binary = binary
+        self.similarity = copurchase_matrix(binary)
         buyers = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
         self.prior = 1e-3 * buyers / max(float(buyers.max()), 1.0)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
-        via_users = self.binary[users] @ self.rows  # block × users
-        return np.asarray((via_users @ self.columns).toarray(), dtype=np.float32) + self.prior
+        scores = (self.binary[users] @ self.similarity).toarray()
+        return np.asarray(scores, dtype=np.float32) + self.prior
 
 
-def make_generator(name: str, seed: int) -> Recommender:
-    """The registered recommender ``name`` (looked up lazily), else CoPurchase."""
+def make_generator(name: str, seed: int, n_items: int | None = None) -> Recommender:
+    """The registered recommender ``name`` (looked up lazily), else CoPurchase. EASE above
+    `linear.AUTO_MAX_ITEMS` items (``n_items``) becomes rp3beta: its dense item matrix."""
     from .registry import ALGORITHMS  # late: the registry imports this module
 
     cls = ALGORITHMS.get(name)
+    if cls is EASE and n_items is not None and not linear.ease_allowed(n_items):
+        cls = ALGORITHMS.get(RP3Beta.name, RP3Beta)
     if cls is None or cls is NeuralRanker or name == CoPurchase.name:
         return CoPurchase(seed=seed)
     return cls(seed=seed)
@@ -158,7 +180,6 @@ class Context:
     """Everything the features need, computed once from one Dataset."""
 
     def __init__(self, data: Dataset, *, factors: int, recent_days: float, seed: int) -> None:
-        self.data = data
         n_users, n_items = data.matrix.shape
         binary = sparse.csr_matrix(data.matrix, dtype=np.float32, copy=True)
         binary.eliminate_zeros()
@@ -228,8 +249,7 @@ class Context:
         self.last_basket.sum_duplicates()
         self.last_basket.data[:] = 1.0
         self.last_basket = sparse.csr_matrix(normalize_l1(self.last_basket), dtype=np.float32)
-        self.cols = sparse.csr_matrix(normalized_columns(binary))  # users × items
-        self.cols_t = self.cols.T.tocsr()
+        self.copurchase = copurchase_matrix(binary)  # items × items, pruned
 
         # Embeddings: PureSVD of the row-normalised purchase matrix.
         rows = normalize_rows(binary)
@@ -264,7 +284,7 @@ class Context:
         if self.content is not None:
             text = self.content.scores(users)
             out[:, 3] = np.take_along_axis(text, cands, axis=1).ravel()
-        basket = ((self.last_basket[users] @ self.cols_t) @ self.cols).toarray()
+        basket = (self.last_basket[users] @ self.copurchase).toarray()
         out[:, 4] = np.take_along_axis(basket, cands, axis=1).ravel()
         out[:, 5] = self.log_buyers[i]
         out[:, 6] = self.log_recent[i]
@@ -297,13 +317,15 @@ def normalize_l1(matrix: sparse.spmatrix) -> sparse.csr_matrix:
 
 
 def candidates(
-    generator: Recommender, users: np.ndarray, exclude: sparse.csr_matrix, n: int
+    generator: Recommender, users: np.ndarray, exclude: sparse.csr_matrix | None, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(all scores with excluded items at -inf, top-n items, their scores) for ``users``."""
-    scores = np.asarray(generator.scores(users), dtype=np.float32)
-    sub = exclude[users]
-    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
-    scores[rows, sub.indices] = -np.inf
+    """(all scores with excluded items at -inf, top-n items, their scores) for ``users``;
+    ``exclude`` (all users × items, or None = nothing) is what the lists leave out."""
+    scores = np.array(generator.scores(users, exclude=exclude), dtype=np.float32)
+    if exclude is not None:
+        sub = exclude[users]
+        rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
+        scores[rows, sub.indices] = -np.inf
     top = topk_rows(scores, n)
     return scores, top.items, top.scores
 
@@ -359,7 +381,7 @@ class NeuralRanker(Recommender):
         self.training_users = len(users)
         x_parts, y_parts = [], []
         if len(users):
-            generator = make_generator(p["candidates"], self.seed).fit(inner)
+            generator = make_generator(p["candidates"], self.seed, data.n_items).fit(inner)
             context = self._context(inner)
             for start in range(0, len(users), BLOCK_USERS):
                 block = users[start : start + BLOCK_USERS]
@@ -397,14 +419,19 @@ class NeuralRanker(Recommender):
             self.mlp = None  # too little signal: keep the generator's order
         if on_progress is not None:
             on_progress(2, 3)
-        self.generator = make_generator(p["candidates"], self.seed).fit(data)
+        self.generator = make_generator(p["candidates"], self.seed, data.n_items).fit(data)
         self.context = self._context(data)
         if on_progress is not None:
             on_progress(3, 3)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
+        return self._scores_for(users, self.data.matrix)
+
+    def _scores_for(self, users: np.ndarray, excluded: sparse.csr_matrix | None) -> np.ndarray:
+        """Candidates are drawn from the items not ``excluded`` (``recommend(exclude=…)``,
+        the rules' exclude_bought): with nothing excluded, bought items compete too."""
         n_cand = int(self.params["n_candidates"])
-        scores, items, top = candidates(self.generator, users, self.data.matrix, n_cand)
+        scores, items, top = candidates(self.generator, users, excluded, n_cand)
         # Below every candidate (whose scores are probabilities in [0, 1]): the generator's
         # order, squashed into [-2, -1]; excluded items stay -inf.
         finite = np.isfinite(scores)

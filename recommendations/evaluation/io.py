@@ -63,19 +63,33 @@ class Interactions:
 
 
 def _timestamps(values: pd.Series) -> pd.Series:
+    """ISO strings, or Unix seconds when every present value is a number."""
     if pd.api.types.is_numeric_dtype(values):
         return pd.to_datetime(values, unit="s", utc=True)
-    return pd.to_datetime(values, utc=True, format="mixed")
+    text = values.astype("string").str.strip()
+    seconds = pd.to_numeric(text, errors="coerce")
+    present = text.notna() & text.ne("")
+    if present.any() and seconds[present].notna().all():
+        return pd.to_datetime(seconds, unit="s", utc=True)
+    return pd.to_datetime(text, utc=True, format="mixed")
+
+
+def _read_text_csv(path: str | Path) -> pd.DataFrame:
+    """Every column as text (ids keep leading zeros: "007"), headers trimmed and lower-cased
+    — so any header spelling ("User_ID") gets the same treatment; callers convert after."""
+    frame = pd.read_csv(path, dtype=str)
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame
 
 
 def read_interactions(path: str | Path) -> pd.DataFrame:
-    """Read ``user_id,item_id,timestamp[,weight][,basket]`` (CSV or CSV.gz).
+    """Read ``user_id,item_id,timestamp[,weight][,basket]`` (CSV or CSV.gz; headers in any
+    case). Ids are text, kept as written apart from surrounding spaces.
 
     Rows missing an id or a parseable timestamp are dropped; a missing weight is 1.
-    Raises ValueError when a required column is absent.
+    Raises ValueError when a required column is absent or the file is not CSV.
     """
-    frame = pd.read_csv(path, dtype={"user_id": str, "item_id": str, "basket": str})
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    frame = _read_text_csv(path)
     missing = [c for c in INTERACTION_COLUMNS if c not in frame]
     if missing:
         raise ValueError(
@@ -99,9 +113,9 @@ def read_interactions(path: str | Path) -> pd.DataFrame:
 
 
 def read_items(path: str | Path) -> pd.DataFrame:
-    """Read an items file: ``item_id`` plus any feature columns, indexed by item_id."""
-    frame = pd.read_csv(path, dtype={"item_id": str})
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    """Read an items file: ``item_id`` plus any feature columns, indexed by item_id (text,
+    as `read_interactions` reads ids); ``price`` becomes a number."""
+    frame = _read_text_csv(path)
     if "item_id" not in frame:
         raise ValueError(f"{Path(path).name}: missing column item_id")
     frame["item_id"] = frame["item_id"].str.strip()

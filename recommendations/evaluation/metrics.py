@@ -133,7 +133,9 @@ def _unit_rows(vectors: np.ndarray | sparse.spmatrix):
         rows = sparse.csr_matrix(vectors, dtype=np.float64)
         norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
-        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ rows)
+        unit = sparse.csr_matrix(sparse.diags(1.0 / norms) @ rows)
+        unit.sum_duplicates()  # canonical: sorted indices, one entry per cell
+        return unit
     rows = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(rows, axis=1)
     norms[norms == 0] = 1.0
@@ -160,9 +162,8 @@ def intra_list_diversity(
     vector count as dissimilar to everything. NaN for lists of fewer than two items.
 
     The similarities among the ``max_hot`` most often recommended items are computed once as
-    a dense matrix (lists lean on popular items, whose vectors are the costly ones). For
-    each block of ``block_size`` users, the block's other items are compared with every
-    item in one sparse product, and the pairs are looked up there.
+    a dense matrix (lists lean on popular items, whose vectors are the costly ones). In
+    each block of ``block_size`` users, every other pair is computed on its own (see `_lookup_similarities`).
     """
     items = np.asarray(items, dtype=np.int64)
     if k is not None:
@@ -181,6 +182,7 @@ def intra_list_diversity(
     hot_pos[hot] = np.arange(n_hot)
     gram = unit[hot] @ unit[hot].T
     gram = gram.toarray() if sparse.issparse(gram) else np.asarray(gram)
+    keys = _row_keys(unit) if sparse.issparse(unit) else None
     first, second = np.triu_indices(width, 1)
     for start in range(0, n, block_size):
         chunk = items[start : start + block_size]
@@ -195,7 +197,7 @@ def intra_list_diversity(
             # Orient each remaining pair as (cold item, other item).
             cold = np.where(ha[rest] < 0, a[rest], b[rest])
             other = np.where(ha[rest] < 0, b[rest], a[rest])
-            sims[rest] = _lookup_similarities(unit, cold, other)
+            sims[rest] = _lookup_similarities(unit, cold, other, keys)
         m = (chunk >= 0).sum(axis=1).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start : start + len(chunk)] = np.where(
@@ -204,25 +206,47 @@ def intra_list_diversity(
     return out
 
 
-def _lookup_similarities(unit, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Cosine of item pairs (rows[i], cols[i]) of unit vectors. Sparse vectors: one sparse
-    product of the distinct ``rows`` items with all items, then a sorted-key lookup."""
+def _row_keys(unit: sparse.csr_matrix) -> np.ndarray:
+    """Sorted int64 keys row · n_cols + col of every stored entry (canonical CSR)."""
+    lengths = np.diff(unit.indptr)
+    rows = np.repeat(np.arange(unit.shape[0], dtype=np.int64), lengths)
+    return rows * np.int64(unit.shape[1]) + unit.indices.astype(np.int64)
+
+
+def _lookup_similarities(
+    unit, rows: np.ndarray, cols: np.ndarray, keys: np.ndarray | None = None
+) -> np.ndarray:
+    """Cosine of item pairs (rows[i], cols[i]) of unit vectors, only for those pairs.
+
+    Sparse vectors (canonical CSR, ``keys`` = its `_row_keys`): each distinct pair walks the
+    shorter of its two rows and looks each entry up in the other by sorted key, so the cost
+    is the pairs' shorter rows — never a (cold items × all items) product."""
     if not sparse.issparse(unit):
         return np.einsum("ij,ij->i", unit[rows], unit[cols])
-    distinct, local = np.unique(rows, return_inverse=True)
-    product = sparse.csr_matrix(unit[distinct] @ unit.T)
-    product.sum_duplicates()
-    product.sort_indices()
-    width = np.int64(product.shape[1])
-    keys = (
-        np.repeat(np.arange(len(distinct), dtype=np.int64), np.diff(product.indptr)) * width
-        + product.indices
-    )
-    if len(keys) == 0:
+    if len(rows) == 0:
+        return np.zeros(0)
+    if keys is None:
+        keys = _row_keys(unit)
+    lengths = np.diff(unit.indptr)
+    longer_first = lengths[rows] > lengths[cols]
+    short = np.where(longer_first, cols, rows)
+    other = np.where(longer_first, rows, cols)
+    pairs, inverse = np.unique(np.stack([short, other]), axis=1, return_inverse=True)
+    short, other = pairs[0], pairs[1]
+    counts = lengths[short]
+    total = int(counts.sum())
+    if total == 0 or len(keys) == 0:
         return np.zeros(len(rows))
-    query = local.astype(np.int64) * width + cols
+    pair_of = np.repeat(np.arange(len(short)), counts)
+    first = np.cumsum(counts) - counts
+    entry = np.repeat(unit.indptr[short], counts) + (np.arange(total) - np.repeat(first, counts))
+    width = np.int64(unit.shape[1])
+    query = other[pair_of].astype(np.int64) * width + unit.indices[entry].astype(np.int64)
     pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    return np.where(keys[pos] == query, product.data[pos], 0.0)
+    found = keys[pos] == query
+    products = np.where(found, unit.data[entry] * unit.data[pos], 0.0)
+    dots = np.bincount(pair_of, weights=products, minlength=len(short))
+    return dots[np.asarray(inverse).ravel()]
 
 
 def by_segment(

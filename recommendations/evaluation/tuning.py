@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,9 @@ from .splits import EvalSplit, global_cutoff, make_split, split_frame, split_val
 
 # Random search stops after this many consecutive already-tried samples (small spaces).
 _MAX_REPEATS = 50
+
+# User features computed from a training frame (see `compare`).
+UserFeatures = Callable[[pd.DataFrame], pd.DataFrame | None]
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,12 @@ def _run_trial(
     k: int,
     metric: str,
     seed: int,
+    reraise: tuple[type[BaseException], ...] = (),
 ) -> Trial:
+    """One fit + score. Any error of the model (gensim's RuntimeError on an empty
+    vocabulary, a LinAlgError, …) fails only this trial, recorded with its message;
+    ``reraise`` lists exceptions that must stop the search instead (a caller's time limit:
+    the core cannot name Celery's SoftTimeLimitExceeded, which is an Exception)."""
     at = metric_k(metric)
     try:
         started = time.perf_counter()
@@ -91,7 +99,9 @@ def _run_trial(
             value = score_lists(top.items, split, users, k_values=(at,), beyond=False).metrics[
                 metric
             ]
-    except (ArithmeticError, ValueError, MemoryError, np.linalg.LinAlgError) as error:
+    except Exception as error:
+        if reraise and isinstance(error, reraise):
+            raise
         return Trial(dict(params), float("nan"), 0.0, 0.0, f"{type(error).__name__}: {error}")
     return Trial(dict(params), value, fitted - started, scored - fitted)
 
@@ -107,6 +117,7 @@ def random_search(
     max_trials: int | None = None,
     max_users: int | None = None,
     on_progress: Progress | None = None,
+    reraise: tuple[type[BaseException], ...] = (),
 ) -> SearchResult:
     """Random search of ``algorithm_cls.space`` on ``split`` (a VALIDATION split).
 
@@ -115,7 +126,8 @@ def random_search(
     The defaults are always tried first. Another trial starts only while the time spent plus
     the mean trial time stays within ``budget_s`` (so the budget is rarely overrun by more
     than one trial), ``max_trials`` is not reached and the space still yields untried
-    points. Trials that raise an arithmetic/value/memory error are logged and skipped.
+    points. A trial whose model raises is recorded with the error and skipped (except the
+    ``reraise`` exceptions, which propagate).
     k: list length; metric: what is maximised (default ndcg@k; any accuracy metric@k).
     max_users: score a random sample of that many validation users (seeded) to save time.
     on_progress(elapsed whole seconds, budget whole seconds) after each trial.
@@ -139,7 +151,9 @@ def random_search(
         else:
             repeats = 0
             seen.add(key)
-            trials.append(_run_trial(algorithm_cls, candidate, split, users, k, metric, seed))
+            trials.append(
+                _run_trial(algorithm_cls, candidate, split, users, k, metric, seed, reraise)
+            )
             if on_progress is not None:
                 elapsed = time.perf_counter() - started
                 on_progress(min(int(elapsed), int(budget_s)), int(budget_s))
@@ -297,10 +311,11 @@ def compare(
     max_trials: int | None = None,
     max_tuning_users: int | None = None,
     item_features: pd.DataFrame | None = None,
-    user_features: pd.DataFrame | None = None,
+    user_features: pd.DataFrame | UserFeatures | None = None,
     segment_column: str = "segment",
     buy_again: bool = False,
     on_progress: Progress | None = None,
+    reraise: tuple[type[BaseException], ...] = (),
 ) -> Comparison:
     """Run the whole offline protocol (module docstring) for each algorithm.
 
@@ -310,7 +325,12 @@ def compare(
     budget_s: random-search time budget PER ALGORITHM. k: lists are scored at k and 2k;
         tuning and ``best`` use ndcg@k. Algorithms whose ``needs`` the data cannot meet are
         listed in ``skipped`` with the reason.
+    user_features: indexed by user id; or a function of a training frame returning them,
+        called with each split's own training frame (the outer train, then validation's),
+        so that features derived from purchases (an RFM segment) never include the
+        held-out days: features computed on all the data would let tuning see the future.
     segment_column: column of user_features used for the per-segment breakdown.
+    reraise: exceptions a trial must not swallow (see `_run_trial`).
     buy_again: also score each model's unfiltered lists (exclude=False) on the repeat
         targets, and a "history frequency" reference.
     on_progress(algorithms done, algorithms total).
@@ -328,10 +348,22 @@ def compare(
         name, inner = split, split
     inner_cutoff = cutoff if isinstance(cutoff, float) else None
     val_train, val_test = split_validation(train, inner, inner_cutoff)
-    features = {"item_features": item_features, "user_features": user_features}
     info = {"cutoff": str(global_cutoff(frame, cutoff))} if name == "global" else {}
-    outer = make_split(train, test_frame, name=name, info=info, **features)
-    validation = make_split(val_train, val_test, name=f"validation-{inner}", **features)
+    outer = make_split(
+        train,
+        test_frame,
+        name=name,
+        info=info,
+        item_features=item_features,
+        user_features=_user_features(user_features, train),
+    )
+    validation = make_split(
+        val_train,
+        val_test,
+        name=f"validation-{inner}",
+        item_features=item_features,
+        user_features=_user_features(user_features, val_train),
+    )
     segments = _segments(outer, segment_column)
 
     models: dict[str, ModelResult] = {}
@@ -356,6 +388,7 @@ def compare(
                 seed=seed,
                 max_trials=max_trials,
                 max_users=max_tuning_users,
+                reraise=reraise,
             )
             if search.best_params is None:
                 skipped[algo_name] = f"every trial failed: {search.trials[0].error}"
@@ -379,6 +412,12 @@ def compare(
         buy_again_reference=reference,
         repeat_models=repeat_models,
     )
+
+
+def _user_features(
+    user_features: pd.DataFrame | UserFeatures | None, train: pd.DataFrame
+) -> pd.DataFrame | None:
+    return user_features(train) if callable(user_features) else user_features
 
 
 def _segments(split: EvalSplit, column: str) -> np.ndarray | None:

@@ -3,7 +3,14 @@
 The artifact is a pickle under ``settings.DATA_DIR / "models" / f"run-{id}.pkl"``: every
 worker that scores batches opens it, so **workers on several machines must share DATA_DIR**
 (a network volume). Pickles are trusted input here: only Tailor's own workers write them,
-into its own data dir. Each process caches the artifacts it opened (a few, by run).
+into its own data dir. A pickle larger than RECOMMENDATION_MAX_ARTIFACT_MB is refused
+(`ArtifactTooLarge`). Each process caches the artifacts it opened (two, by run; the preview
+asks for one, so a web process holds at most one).
+
+The artifact holds what scoring needs and no more of the customers' history: models drop
+their interaction log when pickled (`Recommender.__getstate__`). What stays (purchase
+matrices, reasons' history) is personal data: a customer's erasure retires the model files
+that contain them (`recommendations.services.retention`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,7 @@ import pyarrow as pa
 from django.conf import settings
 from django.utils import timezone
 
+from marketing.analytics.profiles import rfm_scores, rfm_segment
 from marketing.models import Catalog, Event, EventKind, Product, Profile, effective_category
 from marketing.services.customers import customer_erased_ids
 from marketing.services.frames import query_frame  # COPY … TO STDOUT on PostgreSQL
@@ -64,6 +73,29 @@ class TrainingData:
             item_features=features,
             user_features=users,
         )
+
+    def segments_of(self, purchases: pd.DataFrame) -> pd.DataFrame:
+        """User features computed from ``purchases`` alone (a split's training frame), for
+        tuning: each buyer's RFM segment as of the last of those purchases — days since
+        their last purchase, orders (baskets), spend at list prices, scored by
+        `marketing.analytics.profiles`. The stored profiles' segments count every purchase,
+        held-out days included, so tuning on them would see the future."""
+        if purchases.empty:
+            return pd.DataFrame({"segment": pd.Series(dtype=object)})
+        price = self.products["price"].reindex(purchases["item_id"].to_numpy()).to_numpy()
+        frame = purchases[["user_id", "timestamp", "basket"]].assign(
+            spend=np.nan_to_num(price) * purchases["weight"].to_numpy(dtype=np.float64)
+        )
+        grouped = frame.groupby("user_id", sort=True)
+        last = grouped["timestamp"].max()
+        recency = (frame["timestamp"].max() - last).dt.total_seconds() / 86_400
+        scores = rfm_scores(
+            recency.to_numpy(),
+            grouped["basket"].nunique().to_numpy(),
+            grouped["spend"].sum().to_numpy(),
+        )
+        segment = rfm_segment(scores["r_score"], scores["fm_score"])
+        return pd.DataFrame({"segment": segment}, index=last.index)
 
     def items_meta(self) -> pd.DataFrame:
         meta = self.products.reindex(self.product_ids)[["category", "price", "in_stock"]]
@@ -181,9 +213,10 @@ class Artifact:
     def item_index(self) -> dict[int, int]:
         return {int(pid): i for i, pid in enumerate(self.product_ids)}
 
-    def similarity(self) -> ItemSimilarity:
-        """Item similarity for diversity re-ranking (built on first use, then kept)."""
-        if self.item_similarity is None:
+    def similarity(self, *, build: bool = True) -> ItemSimilarity | None:
+        """Item similarity for diversity re-ranking: built at training and stored; an older
+        artifact without it builds it on first use (build=False: None instead)."""
+        if self.item_similarity is None and build:
             self.item_similarity = ItemSimilarity(
                 self.model.data.matrix, self.items_meta["category"]
             )
@@ -196,17 +229,56 @@ def popularity(reasons: ReasonContext) -> np.ndarray:
     return reasons.recent_buyers.astype(np.float64) + ever / (ever.max() + 1.0)
 
 
+def models_dir() -> Path:
+    return Path(settings.DATA_DIR) / "models"
+
+
 def artifact_path(run_id: int) -> Path:
-    return Path(settings.DATA_DIR) / "models" / f"run-{run_id}.pkl"
+    return models_dir() / f"run-{run_id}.pkl"
+
+
+_MB = 2**20
+
+
+class ArtifactTooLarge(Exception):
+    """The fitted model's pickle would exceed RECOMMENDATION_MAX_ARTIFACT_MB (not written)."""
+
+
+class _CappedFile:
+    """A binary file that refuses to grow past ``limit`` bytes (pickle writes through it,
+    so an oversized model stops at the limit instead of filling the disk first)."""
+
+    def __init__(self, fh, limit: int) -> None:
+        self.fh, self.limit, self.size = fh, limit, 0
+
+    def write(self, data) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ArtifactTooLarge()
+        return self.fh.write(data)
 
 
 def artifact_save(artifact: Artifact) -> str:
-    """Write atomically (temp file + rename); returns the path relative to DATA_DIR."""
+    """Write atomically (temp file + rename); returns the path relative to DATA_DIR.
+    Raises ArtifactTooLarge (nothing written) above RECOMMENDATION_MAX_ARTIFACT_MB."""
     path = artifact_path(artifact.run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with draft.open("wb") as fh:
-        pickle.dump(artifact, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    limit_mb = settings.RECOMMENDATION_MAX_ARTIFACT_MB
+    try:
+        with draft.open("wb") as fh:
+            pickle.dump(artifact, _CappedFile(fh, limit_mb * _MB), pickle.HIGHEST_PROTOCOL)
+    except ArtifactTooLarge:
+        draft.unlink(missing_ok=True)
+        raise ArtifactTooLarge(
+            f"The fitted {artifact.model.name} model is larger than "
+            f"RECOMMENDATION_MAX_ARTIFACT_MB ({limit_mb:,} MB), which every scoring worker "
+            "would have to load. Choose lighter algorithms (item_knn, rp3beta, popular) or "
+            "raise the limit if the workers have the memory."
+        ) from None
+    except BaseException:
+        draft.unlink(missing_ok=True)
+        raise
     os.replace(draft, path)
     return str(path.relative_to(Path(settings.DATA_DIR)))
 
@@ -220,8 +292,11 @@ _CACHE_SIZE = 2
 _LOCK = threading.Lock()
 
 
-def artifact_load(run_id: int) -> Artifact:
-    """The run's artifact, from this process's cache when the file did not change."""
+def artifact_load(run_id: int, *, max_cached: int = _CACHE_SIZE) -> Artifact:
+    """The run's artifact, from this process's cache when the file did not change.
+
+    max_cached: artifacts this process keeps afterwards (the preview, in web processes,
+    passes 1: a pickle can take gigabytes, and each web process would hold its own)."""
     path = artifact_path(run_id)
     try:
         mtime = path.stat().st_mtime
@@ -232,17 +307,40 @@ def artifact_load(run_id: int) -> Artifact:
     with _LOCK:
         hit = _CACHE.get(run_id)
         if hit and hit[0] == mtime:
+            _trim_cache(run_id, max_cached)
             return hit[1]
     with path.open("rb") as fh:
         artifact = pickle.load(fh)  # our own file (see the module docstring)
     with _LOCK:
         _CACHE[run_id] = (mtime, artifact)
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
+        _trim_cache(run_id, max_cached)
     return artifact
+
+
+def _trim_cache(keep: int, size: int) -> None:
+    """Drop the oldest cached artifacts but ``keep`` until ``size`` are left (under _LOCK)."""
+    for run_id in [r for r in _CACHE if r != keep][: max(len(_CACHE) - max(size, 1), 0)]:
+        del _CACHE[run_id]
 
 
 def artifact_delete(run_id: int) -> None:
     with _LOCK:
         _CACHE.pop(run_id, None)
     artifact_path(run_id).unlink(missing_ok=True)
+
+
+_FILE_NAME = re.compile(r"^run-(\d+)\.pkl(?:\.\d+\.tmp)?$")
+
+
+def artifact_files() -> dict[int, list[Path]]:
+    """Model files (and drafts being written) under DATA_DIR/models, by run id."""
+    out: dict[int, list[Path]] = {}
+    try:
+        entries = list(models_dir().iterdir())
+    except FileNotFoundError:
+        return out
+    for path in entries:
+        match = _FILE_NAME.match(path.name)
+        if match:
+            out.setdefault(int(match.group(1)), []).append(path)
+    return out

@@ -14,20 +14,34 @@ per catalog). The job's task runs `model_run_run`:
    after deleting whatever rows of (run, those customers) exist — so a redelivered or
    repeated batch changes nothing (a row lock on the batch serialises two copies).
    - *chord* mode (a result backend is configured, e.g. Redis): the batches are a Celery
-     chord's header, spread over every worker; its callback is `model_run_finish`.
+     chord's header, spread over every worker; its callback is `model_run_finish`. The run's
+     own task then returns and marks its job delegated (`job_delegate`): the batches keep
+     the job's heartbeat and the finish ends it, and a worker restart does not re-run the
+     task. `model_runs_sweep` (on worker start-up and before a new run of the catalog)
+     resends the missing batches of a run whose batches stopped progressing for
+     JOB_STALE_AFTER_S — without spending an attempt — and fails it after
+     MAX_JOB_ATTEMPTS resends, so a lost chord cannot block the catalog for ever.
    - *inline* mode (embedded: SQLite + filesystem broker, which has no result backend):
      the run's own task scores the batches one after the other, then finishes.
 3. **Finish.** In one transaction: the segment lists (RFM, rule and learned segments), the
-   flip of `is_current` to this run, and the job's success. Readers always read the
-   current run, so they see the old lists or the new ones, never a mix. Right after,
+   flip of `is_current` to this run, and the job's success. Readers read the current run's
+   rows in one query, so they see the old lists or the new ones, never a mix. Right after,
    superseded runs lose their rows and artifact (their ModelRun rows, with metrics and
-   comparison, stay as history).
+   comparison, stay as history), and model files no run needs are deleted.
+
+Erasure: a batch writes rows only for customers not erased, locked (FOR KEY SHARE) until it
+commits; a customer erased while the run was active makes the finish retire the run's
+model file, which holds their history (see recommendations.services.retention).
 
 Re-runs: a run task that is delivered again (its worker died; the job's requeue logic) looks
 at the run's state: still training → it trains again from scratch; scoring → it sends only
 the batches not yet done (done ones are never sent twice); finished → nothing. Cancel is
 honoured between algorithms and between batches; a cancelled or failed run leaves the
 current lists untouched and its own rows are deleted.
+
+Time: the budget covers the whole comparison. Once it is spent, the remaining algorithms
+are skipped ("time budget spent") except the cheap baseline popular_recent, so a run ends;
+Celery's soft time limit is never swallowed by a failing algorithm or trial.
 """
 
 from __future__ import annotations
@@ -37,27 +51,31 @@ import logging
 import math
 import time
 import traceback
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from celery import chord
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, transaction
-from django.db.models import F, Sum, Value
+from django.db import OperationalError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from marketing.models import Catalog, Job
+from marketing.models import Catalog, Customer, Job
 from marketing.permissions import require_perm
 from marketing.services.jobs import (
+    DELEGATED,
     CancelOutcome,
     JobCancelled,
     ProgressReporter,
     job_cancel,
     job_claim,
     job_create,
+    job_delegate,
     job_enqueue,
     job_fail,
     job_heartbeat,
@@ -66,6 +84,8 @@ from marketing.services.jobs import (
     job_succeed,
 )
 from recommendations.algorithms.buy_again import BuyAgain
+from recommendations.algorithms.linear import ease_allowed
+from recommendations.algorithms.popular import RecentPopular
 from recommendations.algorithms.reasons import ReasonContext
 from recommendations.algorithms.registry import ALGORITHMS
 from recommendations.evaluation.tuning import Comparison, ModelResult, compare, select_best
@@ -74,12 +94,19 @@ from recommendations.services.artifacts import (
     WINDOW_DAYS,
     Artifact,
     ArtifactMissing,
+    ArtifactTooLarge,
     TrainingData,
     artifact_delete,
     artifact_load,
     artifact_save,
     popularity,
     training_data_read,
+)
+from recommendations.services.retention import (
+    ERASURE_RETIRED,
+    artifact_retire,
+    artifacts_orphaned_delete,
+    erased_in,
 )
 from recommendations.services.rules import rules_for_artifact, rules_validate
 from recommendations.services.scoring import (
@@ -92,8 +119,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_S = 60
 MAX_BUDGET_S = 3600
-# EASE inverts an items × items matrix: left out of the automatic choice above this size.
-AUTO_MAX_EASE_ITEMS = 20_000
+# Compared even when the time budget is spent: cheap, so a run always has a candidate.
+BASELINES = (RecentPopular.name,)
+BUDGET_SPENT = "time budget spent"
 # Validation users scored per tuning trial (a seeded sample; keeps trials short).
 MAX_TUNING_USERS = 2000
 TUNING_K = 10
@@ -124,8 +152,10 @@ def algorithms_available() -> list[str]:
 
 
 def _auto_algorithms(n_items: int) -> list[str]:
+    """All algorithms, but EASE only up to `linear.AUTO_MAX_ITEMS` items (its dense item
+    matrices; the hybrid and the ranker apply the same limit to their own EASE parts)."""
     names = algorithms_available()
-    if n_items > AUTO_MAX_EASE_ITEMS:
+    if not ease_allowed(n_items):
         names = [n for n in names if n != "ease"]
     return names
 
@@ -188,6 +218,9 @@ def model_run_start(
     names = _clean_algorithms(algorithms)
     clean_rules = rules_validate(catalog=catalog, data=rules)
     budget = _clean_budget(budget_s)
+    # A run whose batches stalled is resumed or failed first (in its own transactions: the
+    # refusal below must not roll that back).
+    model_runs_sweep(catalog_id=catalog.pk)
     with transaction.atomic():
         # Serialise concurrent starts for one catalog (a double-clicked button).
         if not Catalog.objects.select_for_update().filter(pk=catalog.pk).exists():
@@ -268,8 +301,10 @@ def model_run_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None
     except JobCancelled:
         _end(run.pk, ModelRun.Status.CANCELLED)
         job_mark_cancelled(job_id=job.pk)
-    except (ModelRunError, ArtifactMissing) as exc:
-        model_run_fail(run_id=run.pk, error=str(exc))
+    except (ModelRunError, ArtifactMissing, ArtifactTooLarge) as exc:
+        model_run_fail(run_id=run.pk, job_id=job.pk, error=str(exc))
+    except SoftTimeLimitExceeded:
+        model_run_fail(run_id=run.pk, job_id=job.pk, error=TIME_LIMIT_ERROR)
     except OperationalError:
         # Transient database trouble: the task retries; make the job claimable again.
         with contextlib.suppress(OperationalError):
@@ -279,9 +314,16 @@ def model_run_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None
         _log_unexpected("model run", run.pk, exc)
         model_run_fail(
             run_id=run.pk,
+            job_id=job.pk,  # the run may be gone with its catalog; the job is not
             error=f"Unexpected error ({type(exc).__name__}); the current recommendations "
             "were not changed.",
         )
+
+
+TIME_LIMIT_ERROR = (
+    "The run reached the workers' time limit (CELERY_TASK_SOFT_TIME_LIMIT) and stopped; the "
+    "current recommendations were not changed. Use a smaller time budget or fewer algorithms."
+)
 
 
 def _log_unexpected(what: str, run_id: int, exc: BaseException) -> None:
@@ -330,8 +372,9 @@ def _train(run: ModelRun, job: Job) -> None:
         reasons=reasons,
         as_of=pd.Timestamp(data.purchases["timestamp"].max()),
     )
-    if float(run.rules.get("mmr_lambda", 1.0)) < 1.0:
-        artifact.similarity()  # once here, not in every worker
+    # Built once here (not in every worker, nor in a web request when the preview asks for
+    # diversity), whatever the run's own rules say.
+    artifact.similarity()
     path = artifact_save(artifact)
 
     summary = comparison.to_dict()
@@ -348,6 +391,9 @@ def _train(run: ModelRun, job: Job) -> None:
     with transaction.atomic():
         locked = ModelRun.objects.select_for_update().filter(pk=run.pk).first()
         if locked is None or locked.status != ModelRun.Status.TRAINING:
+            # Ended (cancelled, failed, its catalog deleted) while it trained: whoever ended
+            # it could not delete a file that did not exist yet, so it goes here.
+            artifact_delete(run.pk)
             raise ModelRunError("The run was ended while it trained.")
         ModelRunBatch.objects.filter(run=run).delete()
         ModelRunBatch.objects.bulk_create(
@@ -385,13 +431,17 @@ def _compare(
     names: list[str], data: TrainingData, *, budget_s: int, report, total: int
 ) -> Comparison:
     """compare() one algorithm at a time (progress, cancel, and a failing algorithm is only
-    skipped), then merged into one Comparison. BuyAgain is tuned last, on repeat purchases."""
+    skipped), then merged into one Comparison. BuyAgain is tuned last, on repeat purchases.
+
+    The budget covers them all: each algorithm's search gets an equal share of what is
+    left, and once it is spent the rest are skipped (BASELINES excepted). User features
+    (the RFM segment) are computed from each split's training purchases only
+    (`TrainingData.segments_of`), never from the stored profiles, which count the held-out
+    days too."""
     frame = data.purchases[["user_id", "item_id", "timestamp", "basket", "weight"]]
     features = data.products[["title", "description", "category", "brand", "price"]]
-    users = pd.DataFrame({"segment": data.segments.reindex(data.customer_ids).fillna("")})
-    users.index = data.customer_ids
     classes = [ALGORITHMS[n] for n in names] + [BuyAgain]
-    each = max(budget_s / len(classes), 0.5)
+    deadline = time.monotonic() + budget_s
     models: dict[str, ModelResult] = {}
     repeat: dict[str, ModelResult] = {}
     skipped: dict[str, str] = {}
@@ -399,19 +449,26 @@ def _compare(
     validation_info: dict = {}
     metric = f"ndcg@{TUNING_K}"
     for step, cls in enumerate(classes, start=1):
+        left = deadline - time.monotonic()
+        if left <= 0 and cls.name not in BASELINES:
+            skipped[cls.name] = BUDGET_SPENT
+            continue
         report(step, total, f"Comparing algorithms: {cls.name} ({step}/{len(classes)})", force=True)
         try:
             part = compare(
                 [cls],
                 frame,
                 split="lastday",
-                budget_s=each,
+                budget_s=max(left / (len(classes) - step + 1), 0.5),
                 k=TUNING_K,
                 seed=0,
                 max_tuning_users=MAX_TUNING_USERS,
                 item_features=features,
-                user_features=users,
+                user_features=data.segments_of,
+                reraise=(SoftTimeLimitExceeded,),
             )
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: not one algorithm's failure
         except Exception as exc:  # one broken algorithm must not sink the run
             _log_unexpected(f"comparing {cls.name} in run", 0, exc)
             skipped[cls.name] = f"failed: {type(exc).__name__}: {exc}"[:300]
@@ -436,7 +493,10 @@ def _fit_final(selected: str | None, comparison: Comparison, names: list[str], d
         cls = ALGORITHMS[name]
         try:
             model = cls(seed=0).fit(dataset)
-        except (ArithmeticError, ValueError, MemoryError, np.linalg.LinAlgError):
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:  # e.g. gensim's RuntimeError, a LinAlgError: try the next
+            logger.warning("fallback %s not fitted: %s: %s", name, type(exc).__name__, exc)
             continue
         note = "too little history to validate the algorithms; used defaults"
         return model, name, dict(model.params), note
@@ -480,23 +540,37 @@ def _jsonable(params: dict) -> dict:
 # ---------------------------------------------------------------------------- score
 
 
-def _score(run: ModelRun, worker: str) -> None:
-    pending = list(
-        ModelRunBatch.objects.filter(run=run, done=False)
+def _pending(run_id: int) -> list[int]:
+    return list(
+        ModelRunBatch.objects.filter(run_id=run_id, done=False)
         .order_by("index")
         .values_list("index", flat=True)
     )
-    if run.scoring_mode == "chord":
-        from recommendations.tasks import model_run_finish_task  # tasks import services
 
-        if pending:
-            _send_chord(run.pk, pending)
-        else:
-            model_run_finish_task.delay(run.pk)
+
+def _score(run: ModelRun, worker: str) -> None:
+    if run.scoring_mode == "chord":
+        # The batches own the job from here (before sending: a worker that dies in between
+        # leaves a delegated job for the sweep, not a task that re-runs and spends attempts).
+        if run.job_id is not None:
+            job_delegate(job_id=run.job_id, message="Scoring customers on every worker")
+        _dispatch(run.pk)
         return
-    for index in pending:
+    for index in _pending(run.pk):
         _score_batch(run, index, worker)
     _finish(run)
+
+
+def _dispatch(run_id: int) -> None:
+    """Send the run's batches not yet done as a chord (its callback finishes the run), or
+    the finish alone when every batch is done."""
+    from recommendations.tasks import model_run_finish_task  # tasks import services
+
+    pending = _pending(run_id)
+    if pending:
+        _send_chord(run_id, pending)
+    else:
+        model_run_finish_task.delay(run_id)
 
 
 def chord_header(run_id: int, indices: list[int]) -> list:
@@ -519,8 +593,9 @@ def model_run_score_batch(*, run_id: int, index: int, worker: str = "") -> int:
     if run is None or run.status != ModelRun.Status.SCORING:
         return 0
     if run.job_id is not None:
+        # A sign of progress for the sweep; the job's worker stays the one that trained.
         Job.objects.filter(pk=run.job_id, status=Job.Status.RUNNING).update(
-            worker=worker[:200], heartbeat_at=timezone.now()
+            heartbeat_at=timezone.now()
         )
     try:
         with job_heartbeat(run.job_id) if run.job_id else contextlib.nullcontext():
@@ -529,6 +604,9 @@ def model_run_score_batch(*, run_id: int, index: int, worker: str = "") -> int:
         return 0  # the chord's callback ends the run as cancelled
     except ArtifactMissing as exc:
         model_run_fail(run_id=run.pk, error=str(exc))
+        return 0
+    except SoftTimeLimitExceeded:
+        model_run_fail(run_id=run.pk, error=TIME_LIMIT_ERROR)
         return 0
 
 
@@ -542,14 +620,50 @@ def _progress(run: ModelRun) -> tuple[int, int, int]:
     return max(current, total - run.batches_total - 1 + batches), total, batches
 
 
+def _run_status_shared(run_id: int) -> str | None:
+    """The run's status, its row locked FOR SHARE until the transaction ends (PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return ModelRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    with connection.cursor() as cursor:
+        # Only our own table name is interpolated.
+        cursor.execute(
+            f"SELECT status FROM {ModelRun._meta.db_table} WHERE id = %s FOR SHARE", [run_id]
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _customers_to_write(customer_ids: np.ndarray, batch: ModelRunBatch) -> set[int]:
+    """The batch's customers that are not erased, locked FOR KEY SHARE until the batch
+    commits: an erasure (FOR UPDATE on the customer) waits for the batch, or refuses, and
+    one that committed first leaves its customer out — no rows, no reason texts."""
+    ids = [int(i) for i in customer_ids]
+    if connection.vendor != "postgresql":  # one writer at a time
+        erased = Customer.objects.filter(
+            pk__gte=batch.first_customer_id,
+            pk__lte=batch.last_customer_id,
+            erased_at__isnull=False,
+        ).values_list("pk", flat=True)
+        return set(ids) - set(erased)
+    with connection.cursor() as cursor:
+        # Only our own table name is interpolated.
+        cursor.execute(
+            f"SELECT id FROM {Customer._meta.db_table} "
+            "WHERE id = ANY(%s) AND erased_at IS NULL FOR KEY SHARE",
+            [ids],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def _score_batch(run: ModelRun, index: int, worker: str) -> int:
     batch = ModelRunBatch.objects.filter(run=run, index=index).first()
     if batch is None or batch.done:
         return 0
     if run.job_id is not None:
         done, total, _ = _progress(run)
-        # Writes progress, and raises JobCancelled when a cancel was asked for.
-        ProgressReporter(run.job_id)(
+        # Writes progress (never lower: other batches count too), and raises JobCancelled
+        # when a cancel was asked for.
+        ProgressReporter(run.job_id, monotonic=True)(
             done, total, f"Scoring customers: batch {index + 1} of {run.batches_total}", force=True
         )
     artifact = artifact_load(run.pk)
@@ -562,14 +676,18 @@ def _score_batch(run: ModelRun, index: int, worker: str) -> int:
         locked = ModelRunBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.done:
             return 0  # another copy of this batch won
-        if not ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.SCORING).exists():
+        # Share-locked: a concurrent end (cancel, failure) waits until these rows are in,
+        # then deletes them; an end that came first is seen here.
+        if _run_status_shared(run.pk) != ModelRun.Status.SCORING:
             return 0
+        customers = _customers_to_write(ids[lo:hi], batch)
+        rows = [row for row in lists.rows if row.customer_id in customers]
         Recommendation.objects.filter(
             run=run,
             customer_id__gte=batch.first_customer_id,
             customer_id__lte=batch.last_customer_id,
         ).delete()
-        written = recommendations_write(run_id=run.pk, catalog_id=run.catalog_id, rows=lists.rows)
+        written = recommendations_write(run_id=run.pk, catalog_id=run.catalog_id, rows=rows)
         ModelRunBatch.objects.filter(pk=batch.pk).update(
             done=True, rows=written, runs=F("runs") + 1, finished_at=timezone.now()
         )
@@ -600,6 +718,8 @@ def model_run_finish(*, run_id: int) -> None:
             job_mark_cancelled(job_id=run.job_id)
     except (ModelRunError, ArtifactMissing) as exc:
         model_run_fail(run_id=run.pk, error=str(exc))
+    except SoftTimeLimitExceeded:
+        model_run_fail(run_id=run.pk, error=TIME_LIMIT_ERROR)
     except OperationalError:
         raise  # the task retries
     except Exception as exc:
@@ -614,57 +734,77 @@ def model_run_finish(*, run_id: int) -> None:
 def _finish(run: ModelRun) -> None:
     if run.job_id is not None:
         done, total, _ = _progress(run)
-        ProgressReporter(run.job_id)(done, total, "Writing segment lists", force=True)
+        ProgressReporter(run.job_id, monotonic=True)(
+            done, total, "Writing segment lists", force=True
+        )
     missing = ModelRunBatch.objects.filter(run=run, done=False).count()
     if missing:
         raise ModelRunError(f"{missing} customer batch(es) were not scored.")
     artifact = artifact_load(run.pk)
     rules = rules_for_artifact(run.rules, artifact.item_index())
     rows = segment_lists(artifact, rules, catalog_id=run.catalog_id)
+    ended_job, retire = None, False
     with transaction.atomic():
         if not Catalog.objects.select_for_update().filter(pk=run.catalog_id).exists():
             return  # the catalog (and with it this run) is being deleted
         locked = ModelRun.objects.select_for_update().filter(pk=run.pk).first()
         if locked is None or locked.status != ModelRun.Status.SCORING:
             return
-        Recommendation.objects.filter(run=run, segment__isnull=False).delete()
-        segment_rows = recommendations_write(run_id=run.pk, catalog_id=run.catalog_id, rows=rows)
-        customer_rows = ModelRunBatch.objects.filter(run=run).aggregate(n=Sum("rows"))["n"] or 0
-        customers = Recommendation.objects.filter(run=run, customer__isnull=False).values(
-            "customer_id"
-        )
-        n_customers = customers.order_by().distinct().count()
-        n_segments = len({r.segment_id for r in rows})
-        ModelRun.objects.filter(catalog_id=run.catalog_id, is_current=True).exclude(
-            pk=run.pk
-        ).update(is_current=False)
-        ModelRun.objects.filter(pk=run.pk).update(
-            status=ModelRun.Status.SUCCEEDED,
-            is_current=True,
-            finished_at=timezone.now(),
-            customers=n_customers,
-            recommendations=customer_rows + segment_rows,
-            segments=n_segments,
-        )
         if run.job_id is not None:
-            total = Job.objects.filter(pk=run.job_id).values_list("progress_total", flat=True)
-            result = {
-                "run_id": run.pk,
-                "algorithm": locked.selected_algorithm,
-                "customers": n_customers,
-                "segments": n_segments,
-                "recommendations": customer_rows + segment_rows,
-                "batches": locked.batches_total,
-                "scoring": locked.scoring_mode,
-            }
-            job_succeed(
-                job_id=run.job_id,
-                result=result,
-                done=total.first() or None,
-                message=f"Recommended to {n_customers:,} customers and {n_segments:,} "
-                f"segments with {locked.selected_algorithm}",
-            )
+            job_status = Job.objects.filter(pk=run.job_id).values_list("status", flat=True).first()
+            if job_status != Job.Status.RUNNING:
+                ended_job = job_status  # the job ended meanwhile: the run follows it
+        if ended_job is None:
+            # After the locks: an erasure that committed before them is seen here; one that
+            # commits later retires the file itself (see retention).
+            retire = erased_in(artifact.customer_ids)
+            _switch(run, locked, rows)
+    if ended_job is not None:
+        cancelled = ended_job == Job.Status.CANCELLED
+        _end(run.pk, ModelRun.Status.CANCELLED if cancelled else ModelRun.Status.FAILED)
+        return
+    if retire:
+        artifact_retire(run_id=run.pk, reason=ERASURE_RETIRED)
     model_runs_prune(catalog_id=run.catalog_id)
+
+
+def _switch(run: ModelRun, locked: ModelRun, rows: list) -> None:
+    """The finish's writes (in its transaction): segment rows, is_current, the job."""
+    Recommendation.objects.filter(run=run, segment__isnull=False).delete()
+    segment_rows = recommendations_write(run_id=run.pk, catalog_id=run.catalog_id, rows=rows)
+    customer_rows = ModelRunBatch.objects.filter(run=run).aggregate(n=Sum("rows"))["n"] or 0
+    customers = Recommendation.objects.filter(run=run, customer__isnull=False).values("customer_id")
+    n_customers = customers.order_by().distinct().count()
+    n_segments = len({r.segment_id for r in rows})
+    ModelRun.objects.filter(catalog_id=run.catalog_id, is_current=True).exclude(pk=run.pk).update(
+        is_current=False
+    )
+    ModelRun.objects.filter(pk=run.pk).update(
+        status=ModelRun.Status.SUCCEEDED,
+        is_current=True,
+        finished_at=timezone.now(),
+        customers=n_customers,
+        recommendations=customer_rows + segment_rows,
+        segments=n_segments,
+    )
+    if run.job_id is not None:
+        total = Job.objects.filter(pk=run.job_id).values_list("progress_total", flat=True)
+        result = {
+            "run_id": run.pk,
+            "algorithm": locked.selected_algorithm,
+            "customers": n_customers,
+            "segments": n_segments,
+            "recommendations": customer_rows + segment_rows,
+            "batches": locked.batches_total,
+            "scoring": locked.scoring_mode,
+        }
+        job_succeed(
+            job_id=run.job_id,
+            result=result,
+            done=total.first() or None,
+            message=f"Recommended to {n_customers:,} customers and {n_segments:,} "
+            f"segments with {locked.selected_algorithm}",
+        )
 
 
 # ----------------------------------------------------------------------- end, prune
@@ -694,16 +834,82 @@ def _end(run_id: int, status: str) -> None:
 
 def model_runs_prune(*, catalog_id: int) -> int:
     """Delete the rows and artifacts of the catalog's runs that are neither current nor
-    active (superseded, failed, cancelled); their ModelRun rows stay. Returns runs pruned."""
+    active (superseded, failed, cancelled); their ModelRun rows stay. Then delete model
+    files no run needs (any catalog's: see `artifacts_orphaned_delete`). Returns runs
+    pruned. Readers never see a half-pruned run: they read through the current one."""
     pruned = 0
+    has_rows = Exists(Recommendation.objects.filter(run_id=OuterRef("pk")))
     stale = (
         ModelRun.objects.filter(catalog_id=catalog_id, is_current=False)
         .exclude(status__in=ModelRun.ACTIVE)
-        .exclude(artifact="")
+        .filter(~Q(artifact="") | has_rows)
     )
     for run_id in stale.values_list("pk", flat=True):
         Recommendation.objects.filter(run_id=run_id).delete()
         artifact_delete(run_id)
         ModelRun.objects.filter(pk=run_id).update(artifact="")
         pruned += 1
+    artifacts_orphaned_delete()
     return pruned
+
+
+# ------------------------------------------------------------------------------ sweep
+
+
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+
+
+def model_runs_sweep(*, catalog_id: int | None = None) -> int:
+    """Resume the chord-mode runs whose batches stopped: the job is delegated (its own
+    task has returned) and no batch reported for JOB_STALE_AFTER_S (its chord was lost, or
+    the workers died). Each resume resends the batches not yet done (or the finish alone)
+    and counts in ``Job.params["resumes"]`` — not in attempts; after MAX_JOB_ATTEMPTS
+    resumes the run and its job fail instead. Runs of ``catalog_id`` only, or all.
+    Returns the runs resumed or failed."""
+    runs = ModelRun.objects.filter(
+        status=ModelRun.Status.SCORING,
+        job__status=Job.Status.RUNNING,
+        job__params__has_key=DELEGATED,
+    ).filter(Q(job__heartbeat_at__lt=_stale_before()) | Q(job__heartbeat_at__isnull=True))
+    if catalog_id is not None:
+        runs = runs.filter(catalog_id=catalog_id)
+    swept = 0
+    for run_id, job_id in list(runs.values_list("pk", "job_id")):
+        swept += _run_resume(run_id, job_id)
+    return swept
+
+
+def _run_resume(run_id: int, job_id: int) -> int:
+    failed = False
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, status=Job.Status.RUNNING)
+            .filter(Q(heartbeat_at__lt=_stale_before()) | Q(heartbeat_at__isnull=True))
+            .first()
+        )
+        if (
+            job is None
+            or not ModelRun.objects.filter(pk=run_id, status=ModelRun.Status.SCORING).exists()
+        ):
+            return 0  # it moved on meanwhile
+        resumes = int((job.params or {}).get("resumes", 0))
+        if resumes >= settings.MAX_JOB_ATTEMPTS:
+            failed = True
+        else:
+            job.params = {**(job.params or {}), "resumes": resumes + 1}
+            job.heartbeat_at = timezone.now()
+            job.message = "The scoring batches stopped; sending the missing ones again"
+            job.save(update_fields=["params", "heartbeat_at", "message"])
+            transaction.on_commit(lambda: _dispatch(run_id))
+    if failed:
+        logger.warning("model run %s: batches stalled %s times; failing it", run_id, resumes)
+        model_run_fail(
+            run_id=run_id,
+            error=f"Scoring stopped: its customer batches made no progress, also after being "
+            f"sent again {resumes} times. The current recommendations were not changed.",
+        )
+    else:
+        logger.warning("model run %s: batches stalled; resending the missing ones", run_id)
+    return 1

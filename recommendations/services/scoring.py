@@ -98,6 +98,7 @@ def customer_lists(
     rules, popularity for those it cannot rank) and "buy_again" (their own repeat
     purchases, under the filters), each item with its reason."""
     users = np.asarray(users, dtype=np.int64)
+    # Stored at training; only an older artifact builds it here (workers, not the preview).
     similarity = artifact.similarity() if rules.mmr_lambda < 1.0 else None
     discover = rank(
         artifact.model,

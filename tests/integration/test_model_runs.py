@@ -4,9 +4,12 @@ run twice leave no duplicates."""
 
 from __future__ import annotations
 
-import pytest
+import threading
 
-from marketing.models import Job
+import pytest
+from django.db import connection
+
+from marketing.models import Customer, Job
 from recommendations import selectors
 from recommendations.models import ModelRun, ModelRunBatch, Recommendation
 from recommendations.services import model_run_start
@@ -109,3 +112,100 @@ def test_batch_tasks_that_run_twice_leave_no_duplicates(shop, marketer, celery_w
         )
     )
     assert len(keys) == len(set(keys))
+
+
+# ------------------------------------------------- a batch's transaction against others
+
+
+class PausedBatch:
+    """Batch 0 of a trained chord-mode run, scored in a thread that stops inside its
+    transaction just before it writes its rows (its locks taken), until `go()`."""
+
+    def __init__(self, run: ModelRun, monkeypatch) -> None:
+        self.run = run
+        self.inside, self.release = threading.Event(), threading.Event()
+        original = run_services.recommendations_write
+
+        def paused(**kwargs):
+            self.inside.set()
+            assert self.release.wait(30)
+            return original(**kwargs)
+
+        monkeypatch.setattr(run_services, "recommendations_write", paused)
+        self.thread = threading.Thread(target=self._score)
+        self.errors: list[BaseException] = []
+
+    def _score(self) -> None:
+        try:
+            run_services.model_run_score_batch(run_id=self.run.pk, index=0, worker="w")
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+        finally:
+            connection.close()
+
+    def start(self) -> PausedBatch:
+        self.thread.start()
+        assert self.inside.wait(30)
+        return self
+
+    def go(self) -> None:
+        self.release.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive() and not self.errors, self.errors
+
+
+def _trained(shop, marketer, monkeypatch) -> ModelRun:
+    monkeypatch.setattr(run_services, "_send_chord", lambda run_id, indices: None)
+    run = model_run_start(catalog=shop.catalog, user=marketer, rules=RULES, **FAST)
+    run_services.model_run_run(job_id=run.job_id, worker="trainer")
+    run.refresh_from_db()
+    assert run.status == ModelRun.Status.SCORING
+    return run
+
+
+def test_a_run_ended_while_a_batch_writes_keeps_none_of_its_rows(shop, marketer, monkeypatch):
+    run = _trained(shop, marketer, monkeypatch)
+    batch = PausedBatch(run, monkeypatch).start()
+
+    def end() -> None:
+        try:
+            run_services.model_run_fail(run_id=run.pk, error="stopped")
+        finally:
+            connection.close()
+
+    ender = threading.Thread(target=end)
+    ender.start()
+    ender.join(1.0)
+    assert ender.is_alive()  # it waits for the batch's share lock on the run
+    batch.go()
+    ender.join(30)
+    run.refresh_from_db()
+    assert run.status == ModelRun.Status.FAILED
+    assert not Recommendation.objects.filter(run=run).exists()
+
+
+def test_an_erasure_while_a_batch_writes_is_refused_and_then_leaves_no_rows(
+    shop, marketer, admin_user, monkeypatch
+):
+    from marketing.services.customers import CustomerErasureBusy, customer_erase
+
+    run = _trained(shop, marketer, monkeypatch)
+    first = ModelRunBatch.objects.get(run=run, index=0).first_customer_id
+    anna = Customer.objects.get(pk=first)
+    batch = PausedBatch(run, monkeypatch).start()
+    with pytest.raises(CustomerErasureBusy):
+        customer_erase(user=admin_user, customer=anna)  # the batch holds her row
+    batch.go()
+    assert Recommendation.objects.filter(run=run, customer=anna).exists()
+    customer_erase(user=admin_user, customer=Customer.objects.get(pk=anna.pk))
+    assert not Recommendation.objects.filter(customer=anna).exists()
+
+
+def test_batch_progress_never_goes_backwards(shop, marketer, monkeypatch):
+    run = _trained(shop, marketer, monkeypatch)
+    total = Job.objects.get(pk=run.job_id).progress_total
+    Job.objects.filter(pk=run.job_id).update(progress_done=total - 1)
+    # This batch counted before the other workers' batches were marked done.
+    monkeypatch.setattr(run_services, "_progress", lambda run: (1, total, 0))
+    run_services.model_run_score_batch(run_id=run.pk, index=0, worker="w")
+    assert Job.objects.get(pk=run.job_id).progress_done == total - 1

@@ -72,3 +72,24 @@ def test_cli_rejects_bad_arguments(events):
         _run("--interactions", str(events), "--algorithms", "nope")
     with pytest.raises(CommandError, match="missing column"):
         _run("--interactions", str(events), "--format", "online_retail")
+
+
+def test_cli_turns_unreadable_files_into_command_errors(events, tmp_path):
+    binary = tmp_path / "binary.csv.gz"
+    binary.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    truncated = tmp_path / "truncated.csv.gz"
+    truncated.write_bytes(events.read_bytes()[:200])
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    for path in (binary, truncated, empty, tmp_path / "missing.csv"):
+        with pytest.raises(CommandError, match=path.name):
+            _run("--interactions", str(path))
+    with pytest.raises(CommandError, match="items.csv"):
+        (tmp_path / "items.csv").write_bytes(b"\xff\xfe\x00\x00")
+        _run("--interactions", str(events), "--items", str(tmp_path / "items.csv"))
+    # A header in another case is read, not an AttributeError.
+    upper = tmp_path / "upper.csv"
+    text = gzip.decompress(events.read_bytes()).decode()
+    upper.write_text(text.replace("user_id,item_id,timestamp", "User_ID,Item_ID,Timestamp", 1))
+    text = _run("--interactions", str(upper), "--algorithms", "popular", "--budget-s", "0")
+    assert "ndcg@10" in text

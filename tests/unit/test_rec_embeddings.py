@@ -169,3 +169,31 @@ def test_popularity_exponent_tilts_content_towards_best_sellers():
     tilted = ContentTfidf(popularity_exponent=1.0).fit(data).scores([0])[0]
     buyers = np.diff(data.matrix.tocsc().indptr)
     np.testing.assert_allclose(tilted, plain * (1 + buyers), rtol=1e-5)
+
+
+def test_prod2vec_without_a_vocabulary_scores_zero_instead_of_failing():
+    # Every item is bought fewer than min_count times: gensim has nothing to learn.
+    data = tiny()
+    model = Prod2Vec(seed=0, min_count=5, **SMALL_P2V).fit(data)
+    assert model.item_vectors.shape == (3, SMALL_P2V["vector_size"])
+    assert not model.item_vectors.any() and not model.target_vectors.any()
+    assert not model.scores(np.array([0, 1])).any()
+    # No sentences at all (every customer bought one item) is the same case.
+    one = Dataset.from_interactions(
+        pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["a", "b"], "timestamp": [START] * 2})
+    )
+    assert not Prod2Vec(seed=0, **SMALL_P2V).fit(one).item_vectors.any()
+
+
+def test_pickled_models_keep_no_event_log_gensim_model_or_vectorizer():
+    import pickle
+
+    data, _ = planted(n_users=30)
+    for model in (Prod2Vec(seed=0, **SMALL_P2V), ContentTfidf(), ContentW2V(epochs=2)):
+        model.fit(data)
+        assert not hasattr(model, "model") and not hasattr(model, "vectorizer")
+        copy = pickle.loads(pickle.dumps(model))
+        assert copy.data.events is None and model.data.events is not None
+        users = np.arange(5)
+        np.testing.assert_array_equal(copy.scores(users), model.scores(users))
+        assert copy.recommend(users, 3).items.tolist() == model.recommend(users, 3).items.tolist()

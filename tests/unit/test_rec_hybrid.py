@@ -188,3 +188,49 @@ def test_components_with_zero_weight_are_not_fitted():
     data, _ = planted(n_users=60)
     model = Hybrid(w_prod2vec=0.0, w_content=0.0).fit(data)
     assert set(model.components) == {"collaborative", "popular"}
+
+
+# ---------------------------------------------------- exclusion, co-purchase, EASE size
+
+
+def test_ranker_follows_recommend_exclude_false():
+    data, _ = planted(n_users=90)
+    model = NeuralRanker(seed=1, candidates="copurchase", n_candidates=30).fit(data)
+    assert model.mlp is not None
+    users = np.arange(10)
+    history = [data.matrix[u].indices for u in users]
+    # Default: the users' own items never score.
+    default = model.scores(users)
+    assert all(np.isneginf(default[r, h]).all() for r, h in enumerate(history))
+    # Nothing excluded: their own items compete like any other.
+    unfiltered = model.scores(users, exclude=False)
+    assert all(np.isfinite(unfiltered[r, h]).all() for r, h in enumerate(history))
+    top = model.recommend(users, k=data.n_items, exclude=False).items
+    for row, h in zip(top, history, strict=True):
+        assert set(h) <= set(row.tolist())
+
+
+def test_copurchase_scores_through_an_item_matrix_not_through_the_customers():
+    data, _ = planted(n_users=60)
+    model = CoPurchase().fit(data)
+    assert model.similarity.shape == (data.n_items, data.n_items)
+    assert not hasattr(model, "rows")  # no items × customers matrix is kept
+    # Below COPURCHASE_NEIGHBORS items nothing is pruned: the old formula, exactly.
+    binary = (data.matrix > 0).astype(np.float32).toarray()
+    norms = np.linalg.norm(binary, axis=0)
+    cols = binary / np.where(norms > 0, norms, 1.0)
+    users = np.arange(20)
+    expected = binary[users] @ (cols.T @ cols) + model.prior
+    np.testing.assert_allclose(model.scores(users), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_above_the_automatic_ease_limit_hybrid_and_ranker_use_rp3beta(monkeypatch):
+    from recommendations.algorithms import linear
+
+    data, _ = planted(n_users=60)
+    assert Hybrid().fit(data).resolved["collaborative"] == "ease"
+    monkeypatch.setattr(linear, "AUTO_MAX_ITEMS", data.n_items - 1)
+    hybrid = Hybrid().fit(data)
+    assert hybrid.resolved["collaborative"] == "rp3beta"
+    ranker = NeuralRanker(candidates="ease", max_iter=2).fit(data)
+    assert type(ranker.generator) is ALGORITHMS["rp3beta"]

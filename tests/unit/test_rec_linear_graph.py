@@ -111,3 +111,14 @@ def test_rp3beta_penalises_popular_destinations():
         w = RP3Beta(beta=beta, normalize=True, half_life_days=None).fit(data).item_matrix
         share[beta] = w[:, popular].sum() / w.sum()
     assert share[0.6] < share[0.0]
+
+
+def test_ease_weights_come_back_in_c_order_without_a_copy():
+    x = sparse.csr_matrix(random_binary(n_users=50, n_items=30, seed=3))
+    weights = ease_weights(x, l2=5.0)
+    assert weights.flags.c_contiguous and weights.base is not None  # a view, not a copy
+    gram = (x.T @ x).toarray() + 5.0 * np.eye(30)
+    p = np.linalg.inv(gram)
+    expected = -p / np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(weights, expected, rtol=1e-3, atol=1e-5)

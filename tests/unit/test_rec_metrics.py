@@ -197,3 +197,47 @@ def test_history_topk_pads_short_histories():
         pd.DataFrame({"user_id": [1], "item_id": [7], "timestamp": ["2024-01-01"]})
     )
     assert history_topk(data, np.array([0]), 3).items.tolist() == [[0, -1, -1]]
+
+
+def test_diversity_of_rarely_listed_items_computes_only_their_pairs():
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    matrix = sparse.random(200, 60, density=0.08, random_state=6, format="csr")
+    vectors = metrics.co_purchase_vectors(matrix)
+    items = rng.integers(-1, 60, size=(300, 8))
+    unit = metrics._unit_rows(vectors).toarray()
+    expected = []
+    for row in items:
+        listed = row[row >= 0]
+        pairs = [(a, b) for i, a in enumerate(row) for b in row[i + 1 :] if a >= 0 and b >= 0]
+        if len(listed) < 2:
+            expected.append(np.nan)
+            continue
+        mean = sum(unit[a] @ unit[b] for a, b in pairs) / (len(listed) * (len(listed) - 1) / 2)
+        expected.append(1 - mean)
+    got = metrics.intra_list_diversity(items, vectors, max_hot=5, block_size=64)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, equal_nan=True)
+
+    # 50,000 items that one wholesaler bought together with everyone else's purchases: a
+    # (listed items × all items) product would hold millions of similarities for 30 lists.
+    n_items = 50_000
+    buyers = sparse.csr_matrix(
+        (
+            np.ones(2 * n_items),
+            (
+                np.r_[np.zeros(n_items), np.arange(1, n_items + 1) % 97 + 1],
+                np.r_[np.arange(n_items), np.arange(n_items)],
+            ),
+        ),
+        shape=(100, n_items),
+    )
+    wide = metrics.co_purchase_vectors(buyers)
+    lists = rng.integers(0, n_items, size=(30, 4))
+    tracemalloc.start()
+    try:
+        metrics.intra_list_diversity(lists, wide, max_hot=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000, peak  # the inputs themselves take about 5 MB

@@ -272,3 +272,20 @@ def test_topk_rows_is_exact_with_ties_infinities_and_wide_rows():
             np.testing.assert_array_equal(top.scores, values)
             cases += 1
     assert cases == 30
+
+
+def test_topk_rows_treats_nan_as_minus_infinity():
+    top = topk_rows(np.array([[1, 2, np.nan, 3, 0.5]]), 2)
+    assert top.items.tolist() == [[3, 1]]
+    assert top.scores.tolist() == [[3.0, 2.0]]
+    # Wide rows (the grouped path) and a row of NaN only.
+    rng = np.random.default_rng(2)
+    scores = rng.standard_normal((3, 4000)).astype(np.float32)
+    scores[0, ::7] = np.nan
+    scores[1] = np.nan
+    top = topk_rows(scores, 5)
+    items, values = reference_topk(np.where(np.isnan(scores), -np.inf, scores), 5)
+    np.testing.assert_array_equal(top.items, items)
+    np.testing.assert_array_equal(top.scores, values)
+    assert top.items[1].tolist() == [-1] * 5
+    assert np.isnan(scores).sum() > 0  # the caller's array is left as it was

@@ -291,3 +291,12 @@ def test_rules_from_json_map_ids_and_refuse_unknown_keys_and_items():
 def test_items_beyond_the_catalog_are_refused(fixed):
     with pytest.raises(RulesError, match="does not exist"):
         rank(fixed, [0], BusinessRules(pin=(42,)), meta(8))
+
+
+def test_one_nan_score_does_not_empty_the_list():
+    table = SCORES.copy()
+    table[0, 4] = np.nan
+    model = Fixed(table).fit(dataset([(0, 0), (1, 7)], 2, 8))
+    ranked = rank(model, [0, 1], BusinessRules(top_n=3), meta(8))
+    assert lists(ranked) == [[1, 2, 3], [0, 1, 2]]
+    assert model.recommend([0], 3).items.tolist() == [[1, 2, 3]]

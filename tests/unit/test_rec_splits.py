@@ -195,3 +195,21 @@ def test_read_online_retail_cleans_the_invoice_layout(tmp_path):
     assert (frame.weight == 1.0).all()
     assert data.item_features.loc["85123A", "title"] == "HEART HOLDER"
     assert data.user_features.loc["13047", "segment"] == "France"
+
+
+def test_read_interactions_normalises_headers_before_reading_ids_as_text(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "User_ID, Item_ID ,TIMESTAMP,Weight\n007,0042,2024-01-01,2\n 8 ,43,2024-01-02,\n"
+    )
+    frame = io.read_interactions(path)
+    assert frame.user_id.tolist() == ["007", "8"]  # leading zeros kept, spaces trimmed
+    assert frame.item_id.tolist() == ["0042", "43"]
+    assert frame.weight.tolist() == [2.0, 1.0]
+    assert frame.timestamp[0] == pd.Timestamp("2024-01-01", tz="UTC")
+    path.write_text("User_ID,Item_ID,Timestamp\n1,2,1700000000\n")
+    assert io.read_interactions(path).timestamp[0] == pd.Timestamp(1700000000, unit="s", tz="UTC")
+    items = tmp_path / "items.csv"
+    items.write_text("Item_ID,Title,Price\n0042,Mug,3.5\n")
+    table = io.read_items(items)
+    assert table.loc["0042", "title"] == "Mug" and table.loc["0042", "price"] == 3.5

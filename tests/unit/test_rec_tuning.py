@@ -206,3 +206,72 @@ def test_registry_lists_the_popular_models():
     assert all(name == cls.name for name, cls in ALGORITHMS.items())
     with pytest.raises(KeyError, match="known"):
         get("nope")
+
+
+class Vocabless(Choice):
+    """Raises what gensim raises on an empty vocabulary (neither a value nor an
+    arithmetic error) for good=True."""
+
+    name = "vocabless"
+
+    def _fit(self, data: Dataset, on_progress) -> None:
+        if self.params["good"]:
+            raise RuntimeError("you must first build vocabulary before training the model")
+        super()._fit(data, on_progress)
+
+
+class TimeUp(Exception):
+    """Stands for Celery's SoftTimeLimitExceeded (an Exception the core cannot import)."""
+
+
+class Stopped(Choice):
+    name = "stopped"
+
+    def _fit(self, data: Dataset, on_progress) -> None:
+        raise TimeUp()
+
+
+def test_a_trial_that_raises_anything_fails_alone_unless_told_to_reraise(split):
+    result = random_search(Vocabless, split, budget_s=60, seed=0)
+    failed = [t for t in result.trials if t.error]
+    assert len(failed) == 1 and failed[0].error.startswith("RuntimeError: you must first")
+    assert result.best_params == {}
+    # The whole comparison goes on too (the CLI used to crash here).
+    assert "vocabless" in compare([Vocabless], FRAME, budget_s=60, k=5).models
+
+    assert random_search(Stopped, split, budget_s=1).trials[0].error.startswith("TimeUp")
+    with pytest.raises(TimeUp):
+        random_search(Stopped, split, budget_s=1, reraise=(TimeUp,))
+    with pytest.raises(TimeUp):
+        compare([Stopped], FRAME, budget_s=1, k=5, reraise=(TimeUp,))
+
+
+def test_user_features_from_a_function_see_only_each_training_period():
+    """Features derived from purchases (an RFM segment) must come from the split's own
+    training data: computed on all of it, they would show tuning the held-out days."""
+    seen: list[pd.DataFrame] = []
+
+    def segments(train: pd.DataFrame) -> pd.DataFrame:
+        seen.append(train)
+        last = train.groupby("user_id")["timestamp"].max()
+        recent = last >= train["timestamp"].max() - pd.Timedelta(days=7)
+        return pd.DataFrame({"segment": np.where(recent, "recent", "lapsed")}, index=last.index)
+
+    result = compare(
+        [SegmentPopular], FRAME, budget_s=0.5, max_trials=1, k=5, user_features=segments
+    )
+    outer_train, validation_train = seen
+    assert len(outer_train) == result.info["train_rows"]
+    assert len(validation_train) == result.validation_info["train_rows"]
+    # Each customer's held-out (last) day is in neither frame the features were built from.
+    last_day = FRAME["timestamp"].dt.floor("D").groupby(FRAME["user_id"]).transform("max")
+    held_out = FRAME[
+        (FRAME["timestamp"] >= last_day)
+        & (FRAME.groupby("user_id")["timestamp"].transform("min") < last_day)
+    ]
+    keys = set(zip(held_out.user_id, held_out.item_id, held_out.timestamp, strict=True))
+    for frame in seen:
+        assert not keys & set(zip(frame.user_id, frame.item_id, frame.timestamp, strict=True))
+    assert len(validation_train) < len(outer_train) < len(FRAME)
+    table = result.models["popular_segment"].by_segment
+    assert set(table.index) <= {"recent", "lapsed"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zlib
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -25,6 +26,11 @@ from recommendations.algorithms.registry import ALGORITHMS
 from recommendations.evaluation import io
 from recommendations.evaluation.splits import SPLITS
 from recommendations.evaluation.tuning import Comparison, compare
+
+# What reading a bad file raises: missing or unreadable (OSError), not CSV or a bad value
+# (ValueError, incl. pandas' parser errors and UnicodeDecodeError), a truncated .gz
+# (EOFError, zlib.error), a column of the wrong shape (KeyError, TypeError).
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zlib.error)
 
 COLUMNS = ("ndcg@{k}", "recall@{k2}", "map@{k}", "hr@{k}", "precision@{k}", "coverage@{k}")
 BEYOND = ("novelty@{k}", "diversity@{k}", "pop_pct@{k}")
@@ -95,8 +101,8 @@ class Command(BaseCommand):
         if opts["items"] is not None:
             try:
                 items = io.read_items(opts["items"])
-            except (OSError, ValueError) as error:
-                raise CommandError(str(error)) from None
+            except READ_ERRORS as error:
+                raise CommandError(f"{opts['items']}: {error}") from None
         self.stderr.write(
             f"read {len(data.frame):,} interactions"
             + (f" + {len(test):,} test" if test is not None else "")
@@ -145,7 +151,7 @@ class Command(BaseCommand):
                     path, non_product_patterns=DEFAULT_NON_PRODUCT_PATTERNS
                 )
             return io.Interactions(io.read_interactions(path))
-        except (OSError, ValueError, KeyError) as error:
+        except READ_ERRORS as error:
             raise CommandError(f"{path}: {error}") from None
 
     def _print(self, result: Comparison, k: int, elapsed: float) -> None:
