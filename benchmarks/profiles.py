@@ -59,6 +59,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import django_setup, ensure_database  # noqa: E402 (benchmarks/ is on sys.path)
+
 IMPORT_SCRIPT = ROOT / "benchmarks/import_events.py"
 PAGES = ("dashboard", "customers", "profile", "segment")
 BENCH_USER = "bench-marketer"
@@ -68,26 +70,6 @@ def bench_url(url: str, database: str | None) -> str:
     parts = urlparse(url)
     name = database or parts.path.lstrip("/") + "_bench_profiles"
     return parts._replace(path="/" + name).geturl()
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlparse(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-
-
-def django_setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing.settings")
-    import django
-
-    django.setup()
 
 
 def loadavg() -> list[float]:

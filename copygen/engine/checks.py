@@ -254,8 +254,8 @@ _PLACEHOLDER_RES = tuple(
         r"%[A-Z][A-Z0-9_]+%",  # %FIRSTNAME%
         r"__[A-Z][A-Z0-9_]*__",  # __NAME__
         r"(?<![\w$])\$[a-z_]\w*",  # $name
-        r"\b(?:TODO|TBD|XXX+)\b",
-        r"(?i:lorem ipsum)",
+        r"\b(?:TODO|TBD|XXX+)\b",  # a writer's note left in the copy
+        r"(?i:lorem ipsum)",  # filler text left in the copy
     )
 )
 _ANGLE_RE = re.compile(r"<\s*([A-Za-z_][\w \-]{0,40}?)\s*>")

@@ -204,11 +204,13 @@ class Recommender:
     # ----------------------------------------------------------------- to implement
 
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
-        raise NotImplementedError
+        """Learn from ``data``; every subclass implements it (the base has no model)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _fit")
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
-        """Dense float32 scores (len(users), n_items); higher = better. -inf = never."""
-        raise NotImplementedError
+        """Dense float32 scores (len(users), n_items); higher = better. -inf = never.
+        Every subclass implements it (or overrides `recommend` and `scores`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _score_block")
 
     def _scores_for(self, users: np.ndarray, excluded: sparse.csr_matrix | None) -> np.ndarray:
         """Scores of a block when ``excluded`` (all users × items, or None) will be left

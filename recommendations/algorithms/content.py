@@ -61,7 +61,8 @@ class ContentBased(VectorModel):
     needs = ("item_features",)
 
     def _vectors(self, texts: list[str]) -> np.ndarray | sparse.csr_matrix:
-        raise NotImplementedError
+        """One vector per product text; ContentTfidf and ContentW2V each implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _vectors")
 
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
         texts = item_texts(data.item_features, data.n_items)

@@ -116,38 +116,34 @@ def customer_lists(
     for r, user in enumerate(users.tolist()):
         customer_id = int(artifact.customer_ids[user])
         listed = discover.row(r)
-        items = [i for i, _ in listed]
-        for position, ((item, score), reason) in enumerate(
-            zip(listed, reasons_for(ctx, artifact.model, user, items), strict=True), start=1
-        ):
-            rows.append(
-                _row(
-                    artifact,
-                    customer_id=customer_id,
-                    segment_id=None,
-                    kind=Recommendation.Kind.DISCOVER,
-                    position=position,
-                    item=item,
-                    score=score,
-                    reason=reason,
-                )
-            )
+        reasons = reasons_for(ctx, artifact.model, user, [i for i, _ in listed])
+        rows += _list_rows(artifact, customer_id, Recommendation.Kind.DISCOVER, listed, reasons)
         if again is not None:
-            for position, (item, score) in enumerate(again.row(r), start=1):
-                reason = buy_again_reason(ctx, artifact.buy_again, user, item)
-                rows.append(
-                    _row(
-                        artifact,
-                        customer_id=customer_id,
-                        segment_id=None,
-                        kind=Recommendation.Kind.BUY_AGAIN,
-                        position=position,
-                        item=item,
-                        score=score,
-                        reason=reason,
-                    )
-                )
+            listed = again.row(r)
+            reasons = [buy_again_reason(ctx, artifact.buy_again, user, i) for i, _ in listed]
+            rows += _list_rows(
+                artifact, customer_id, Recommendation.Kind.BUY_AGAIN, listed, reasons
+            )
     return CustomerLists(rows, discover, again)
+
+
+def _list_rows(artifact, customer_id: int, kind: str, listed, reasons) -> list[Row]:
+    """One customer's list (ranked (item, score) pairs) as rows, each with its reason."""
+    return [
+        _row(
+            artifact,
+            customer_id=customer_id,
+            segment_id=None,
+            kind=kind,
+            position=position,
+            item=item,
+            score=score,
+            reason=reason,
+        )
+        for position, ((item, score), reason) in enumerate(
+            zip(listed, reasons, strict=True), start=1
+        )
+    ]
 
 
 def segment_lists(artifact: Artifact, rules: BusinessRules, *, catalog_id: int) -> list[Row]:
