@@ -21,8 +21,11 @@ implicit models make their top-k lists with the library's batch `recommend(…,
 filter_already_liked_items=True)`, so their speed is their own; cornac_ease scores a block
 of users with the library's `EASE.score` (U[users]·B) and shares our top-k with exclusion.
 
-"ours_best" / "peer_best" are the models with the best VALIDATION ndcg@k (`select_best`),
-never the best on test; their test ndcg@k are compared (ratio = ours / peer). Fit + top-k
+"ours_best" / "peer_best" are the models the product's automatic choice (`select_best`)
+takes in each group, from VALIDATION only, never test: the one-standard-error rule — the
+cheapest model (validation fit + scoring seconds, "val cost_s") whose validation ndcg@k is
+within one standard error of the group's best (paired over the same validation customers);
+their test ndcg@k are compared (ratio = ours / peer). Fit + top-k
 time: after the comparison, the two selected models are refitted on the outer train and make
 the top-2k lists of every test user again, alternately, --repeats times; the medians are
 "ours_fit_score_s" / "peer_fit_score_s" (the machine is shared, one measurement is noisy; the
@@ -368,8 +371,8 @@ def head_to_head(
 def table(result: Comparison, groups: dict[str, str], k: int, marked: set[str]) -> list[str]:
     ndcg, recall = f"ndcg@{k}", f"recall@{2 * k}"
     head = (
-        f"{'':1} {'model':<20} {'group':<5} {'val ' + ndcg:>12} {'test ' + ndcg:>13} "
-        f"{recall:>9} {'fit_s':>7} {'score_s':>7} {'trials':>6}  params"
+        f"{'':1} {'model':<20} {'group':<5} {'val ' + ndcg:>12} {'val cost_s':>10} "
+        f"{'test ' + ndcg:>13} {recall:>9} {'fit_s':>7} {'score_s':>7} {'trials':>6}  params"
     )
     lines = [head, "-" * len(head)]
     rows = sorted(result.models.values(), key=lambda m: -m.search.best_score)
@@ -377,7 +380,8 @@ def table(result: Comparison, groups: dict[str, str], k: int, marked: set[str]) 
         params = ", ".join(f"{n}={_short(v)}" for n, v in m.params.items())
         lines.append(
             f"{'*' if m.name in marked else '':1} {m.name:<20} {groups[m.name]:<5} "
-            f"{m.search.best_score:>12.4f} {m.metrics.get(ndcg, float('nan')):>13.4f} "
+            f"{m.search.best_score:>12.4f} {m.search.cost_s:>10.2f} "
+            f"{m.metrics.get(ndcg, float('nan')):>13.4f} "
             f"{m.metrics.get(recall, float('nan')):>9.4f} {m.fit_s:>7.2f} {m.score_s:>7.2f} "
             f"{len(m.search.trials):>6}  {params}"
         )
@@ -513,7 +517,7 @@ def main() -> None:
     print()
     print("\n".join(table(result, groups, args.k, {ours_best, peer_best})))
     print(
-        f"(* = selected on validation; best on test: ours {best_test['ours']}, "
+        f"(* = selected on validation, one-SE rule; best on test: ours {best_test['ours']}, "
         f"peer {best_test['peer']})"
     )
     for name in (ours_best, peer_best):

@@ -260,6 +260,7 @@ class Job(models.Model):
         IMPORT = "import", "Import"
         PROFILE_REFRESH = "profile_refresh", "Profile refresh"
         MODEL_RUN = "model_run", "Recommendation run"
+        COPY_DRAFT = "copy_draft", "Copy drafting"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -529,6 +530,14 @@ class AuditEvent(models.Model):
         SEGMENT_CREATED = "segment_created", "Rule segment created"
         SEGMENT_CHANGED = "segment_changed", "Rule segment changed"
         SEGMENT_DELETED = "segment_deleted", "Rule segment deleted"
+        BRIEF_CREATED = "brief_created", "Brief created"
+        BRIEF_CHANGED = "brief_changed", "Brief changed"
+        BRIEF_DELETED = "brief_deleted", "Brief deleted"
+        BRIEF_DRAFTING_STARTED = "brief_drafting_started", "Drafting started"
+        DRAFT_EDITED = "draft_edited", "Draft edited"
+        DRAFT_APPROVED = "draft_approved", "Draft approved"
+        DRAFT_REJECTED = "draft_rejected", "Draft rejected"
+        DRAFT_REOPENED = "draft_reopened", "Draft reopened"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

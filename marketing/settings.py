@@ -241,6 +241,37 @@ if RECOMMENDATION_SCORING not in ("auto", "chord", "inline"):
 # The largest model file (MB) a run may store; every scoring worker loads it into memory.
 RECOMMENDATION_MAX_ARTIFACT_MB = env_int("RECOMMENDATION_MAX_ARTIFACT_MB", 2048, minimum=1)
 
+# Copy drafting jobs: audience items (customers) drafted and written per transaction, and how
+# many tasks share a job's chunks when the broker reaches several workers (not the embedded
+# filesystem broker, whose one worker drafts alone). 1 = the job's own task only.
+COPY_DRAFT_CHUNK_SIZE = env_int("COPY_DRAFT_CHUNK_SIZE", 500, minimum=1)
+COPY_DRAFT_PARALLEL = env_int("COPY_DRAFT_PARALLEL", 2, minimum=1)
+
+# Copy review: when on, an approver cannot approve a draft they edited last ("four eyes");
+# another approver must (README "Copy studio: review and approval").
+COPY_FOUR_EYES = env_bool("COPY_FOUR_EYES", True)
+# Live checks while someone types reuse the catalog's index of product titles and attribute
+# values for this many seconds before asking whether the catalog changed (a draft's own
+# products are always read fresh).
+COPY_CHECK_INDEX_TTL_S = env_int("COPY_CHECK_INDEX_TTL_S", 30, minimum=0)
+
+# Optional LLM provider for copy drafts (OpenAI-compatible chat completions; README
+# "Optional LLM provider"). Empty base URL = templates only.
+COPY_LLM_BASE_URL = env_str("COPY_LLM_BASE_URL", "").strip()
+COPY_LLM_MODEL = env_str("COPY_LLM_MODEL", "").strip()
+COPY_LLM_API_KEY = env_str("COPY_LLM_API_KEY", "")
+try:
+    COPY_LLM_TIMEOUT_S = float(env_str("COPY_LLM_TIMEOUT_S", "20"))
+except ValueError:
+    raise ImproperlyConfigured("COPY_LLM_TIMEOUT_S must be a number of seconds") from None
+if not 0 < COPY_LLM_TIMEOUT_S < float("inf"):
+    raise ImproperlyConfigured("COPY_LLM_TIMEOUT_S must be positive")
+COPY_LLM_MAX_RETRIES = env_int("COPY_LLM_MAX_RETRIES", 2, minimum=0)
+if COPY_LLM_BASE_URL and not COPY_LLM_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("COPY_LLM_BASE_URL must start with http:// or https://")
+if COPY_LLM_BASE_URL and not COPY_LLM_MODEL:
+    raise ImproperlyConfigured("COPY_LLM_MODEL is required when COPY_LLM_BASE_URL is set")
+
 # Customer attributes never used as features of any model or learned segment (plus their
 # close synonyms, see marketing.analytics.sensitive). Replacing the list drops the defaults.
 SENSITIVE_ATTRIBUTES = tuple(env_list("SENSITIVE_ATTRIBUTES", list(DEFAULT_SENSITIVE)))
@@ -257,7 +288,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # gensim logs every training epoch at INFO: noise in a worker's log.
+        "gensim": {"level": "WARNING"},
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -29,8 +29,15 @@ def _customers(n: int) -> str:
     return f"{n:,} customer" + ("" if n == 1 else "s")
 
 
+# For a kind this module does not know (a newer algorithm's, an older row's).
+GENERIC = "Recommended for you"
+
+
 def reason_text(kind: str, data: Mapping[str, Any], titles: Sequence[str] = ()) -> str:
-    """The sentence a marketer (or a customer) reads; ``titles`` of the cited products."""
+    """The sentence a marketer (or a customer) reads; ``titles`` of the cited products.
+    Every kind of `recommendations.algorithms.reasons.KINDS` has its own sentence (what any
+    algorithm's reasons use); data a kind usually carries may be missing (a count over all
+    of training has no ``days``), and the sentence then says less."""
     if kind == kinds.BOUGHT_TOGETHER:
         return f"Because you bought {_titles(titles)}"
     if kind == kinds.SIMILAR_TO:
@@ -45,15 +52,21 @@ def reason_text(kind: str, data: Mapping[str, Any], titles: Sequence[str] = ()) 
     if kind == kinds.POPULAR_SEGMENT:
         segment = data.get("segment") or "your segment"
         buyers = int(data.get("buyers") or 0)
-        return (
-            f"Popular with {segment} customers this month: "
-            f"{_customers(buyers)} bought it in the last {data.get('days', 30)} days"
-        )
+        if buyers <= 0:
+            return f"Popular with {segment} customers"
+        if data.get("days"):
+            return (
+                f"Popular with {segment} customers this month: "
+                f"{_customers(buyers)} bought it in the last {data['days']} days"
+            )
+        return f"Popular with {segment} customers: {_customers(buyers)} bought it"
     if kind == kinds.NEW_IN_CATEGORY:
-        return f"New in {data.get('category')}, your favourite category"
+        category = data.get("category")
+        return f"New in {category}, your favourite category" if category else "New for you"
     if kind == kinds.NEW_ARRIVAL:
         category = data.get("category")
-        return f"New in {category}" if category else "New in the catalog"
+        new = f"New in {category}" if category else "New in the catalog"
+        return f"{new}, like {_titles(titles)}, which you bought" if any(titles) else new
     if kind == kinds.POPULAR:
         buyers = int(data.get("buyers") or 0)
         if buyers <= 0:
@@ -61,4 +74,4 @@ def reason_text(kind: str, data: Mapping[str, Any], titles: Sequence[str] = ()) 
         if data.get("days"):
             return f"Popular: {_customers(buyers)} bought it in the last {data['days']} days"
         return f"A best seller: {_customers(buyers)} bought it"
-    return ""
+    return GENERIC

@@ -39,3 +39,5 @@ def no_role_user(db) -> User:
 def _media_in_tmp(settings, tmp_path):
     """Uploads and reports of a test go to its own folder."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    # Tests change catalogs within seconds: the copy checks' title index must see it.
+    settings.COPY_CHECK_INDEX_TTL_S = 0

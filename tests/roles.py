@@ -16,6 +16,7 @@ ROLE_MIGRATIONS = (
     "0002_roles",
     "0007_roles_segments_categories",
     "recommendations.0002_roles",
+    "copygen.0002_roles",
 )
 
 

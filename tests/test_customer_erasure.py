@@ -885,3 +885,24 @@ def test_erasure_removes_their_recommendations_and_keeps_others(shop, admin_user
     assert Recommendation.objects.filter(customer=ben).count() == 1
     entry = AuditEvent.objects.get(action=AuditEvent.Action.CUSTOMER_ERASED)
     assert entry.details["recommendations"] == 1
+
+
+def test_erasure_removes_their_copy_drafts_with_revisions_and_keeps_others(admin_user, approver):
+    from copygen.models import Draft, DraftReview, DraftRevision
+    from copygen.services.drafts import draft_approve
+    from tests.copygen_factories import draft_make
+
+    anna = CustomerFactory(name="Anna Example")
+    ben = CustomerFactory(name="Ben Example")
+    mine = draft_make(customer=anna)
+    draft_approve(draft=mine, user=approver)  # approved copy goes too: it names her
+    theirs = draft_make(brief=mine.brief, customer=ben)
+    result = customer_erase(user=admin_user, customer=anna)
+    assert result.drafts == 1
+    assert "1 copy drafts removed" in result.message
+    assert not Draft.objects.filter(customer=anna).exists()
+    assert not DraftRevision.objects.filter(draft_id=mine.pk).exists()
+    assert not DraftReview.objects.filter(draft_id=mine.pk).exists()
+    assert Draft.objects.filter(pk=theirs.pk).exists()
+    entry = AuditEvent.objects.get(action=AuditEvent.Action.CUSTOMER_ERASED)
+    assert entry.details["drafts"] == 1

@@ -363,3 +363,21 @@ def test_cancelling_a_queued_run_ends_it_at_once(shop, marketer):
     assert run.status == ModelRun.Status.CANCELLED and not run.artifact
     # The catalog is free for the next run.
     model_run_start(catalog=shop.catalog, user=marketer, **FAST)
+
+
+def test_the_selection_note_says_why_the_model_was_chosen():
+    from recommendations.evaluation.tuning import Comparison, ModelResult, SearchResult
+
+    def result(name, score):
+        return ModelResult(name, {}, {}, 0.0, 0.0, SearchResult(name, "ndcg@10", {}, score, [], 0))
+
+    comparison = Comparison(
+        "lastday",
+        {},
+        {},
+        "ndcg@10",
+        {"ranker": result("ranker", 0.125), "rp3beta": result("rp3beta", 0.124)},
+    )
+    assert run_services._selection_note("ranker", comparison) == "best validation score"
+    note = run_services._selection_note("rp3beta", comparison)
+    assert "within one standard error" in note and "(ranker)" in note

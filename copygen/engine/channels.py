@@ -18,6 +18,7 @@ import math
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 # --- fields -------------------------------------------------------------------------------
 
@@ -273,14 +274,16 @@ def grapheme_len(text: str) -> int:
     return len(graphemes(text))
 
 
+@lru_cache(maxsize=8192)
+def _google_width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") and _gcb(ch) != _PICT else 1
+
+
 def google_length(text: str) -> int:
     """Google Ads' count: graphemes, a double-width (East Asian wide/fullwidth) one as 2."""
     if text.isascii():
         return grapheme_len(text)
-    return sum(
-        2 if unicodedata.east_asian_width(g[0]) in ("W", "F") and _gcb(g[0]) != _PICT else 1
-        for g in graphemes(text)
-    )
+    return sum(_google_width(g[0]) for g in graphemes(text))
 
 
 # --- SMS ----------------------------------------------------------------------------------

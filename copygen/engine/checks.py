@@ -108,9 +108,17 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+# the texts of the variants ``check_variant`` is checking (id -> texts), so its dozen checks
+# split the fields once
+_TEXTS: dict[int, list[tuple[str, str, FieldSpec | None]]] = {}
+
+
 def iter_texts(variant: Variant) -> list[tuple[str, str, FieldSpec | None]]:
     """``(field, text, spec)`` for every text of the variant; list items are
     ``headlines[0]``, ``headlines[1]``…; fields the channel does not know have no spec."""
+    hit = _TEXTS.get(id(variant))
+    if hit is not None:
+        return hit
     out: list[tuple[str, str, FieldSpec | None]] = []
     for name, value in (variant.fields or {}).items():
         spec = field_spec(variant.channel, name)
@@ -259,12 +267,18 @@ _PLACEHOLDER_RES = tuple(
     )
 )
 _ANGLE_RE = re.compile(r"<\s*([A-Za-z_][\w \-]{0,40}?)\s*>")
+# any of the above: a text that matches none is skipped at once
+_ANY_PLACEHOLDER_RE = re.compile(
+    "|".join(f"(?:{rx.pattern})" for rx in (*_PLACEHOLDER_RES, _ANGLE_RE))
+)
 
 
 def check_placeholders(variant: Variant) -> list[CheckResult]:
     """No template slot left unfilled: {name}, {{x}}, [PRODUCT], %s, <first_name>, …"""
     failures: list[CheckResult] = []
     for name, text, _ in iter_texts(variant):
+        if not _ANY_PLACEHOLDER_RE.search(text):
+            continue
         found: list[str] = []
         for rx in _PLACEHOLDER_RES:
             found.extend(m.group() for m in rx.finditer(text))
@@ -350,11 +364,18 @@ def _prefilter_key(phrase: str) -> str:
     return words[0][:-1] if len(words[0]) > 3 else words[0]
 
 
+@lru_cache(maxsize=256)
+def _compiled_phrases(
+    phrases: tuple[str, ...],
+) -> tuple[tuple[str, str, re.Pattern[str] | None], ...]:
+    return tuple((p, _prefilter_key(p), phrase_regex(p)) for p in phrases if p and p.strip())
+
+
 def _find_phrases(
     check: str, variant: Variant, phrases: Iterable[str], severity: str, what: str
 ) -> list[CheckResult]:
     failures: list[CheckResult] = []
-    compiled = [(p, _prefilter_key(p), phrase_regex(p)) for p in phrases if p and p.strip()]
+    compiled = _compiled_phrases(tuple(phrases))
     for name, text, _ in iter_texts(variant):
         norm = unicodedata.normalize("NFC", text)
         low = norm.casefold()
@@ -593,6 +614,7 @@ _DE_DIPHTHONGS = ("ei", "ie", "eu", "äu", "au", "ai", "aa", "ee", "oo", "ey", "
 _ES_STRONG = set("aeoáéíóú")
 
 
+@lru_cache(maxsize=65536)
 def _syllables_en(word: str) -> int:
     w = word.lower().replace("’", "'").split("'")[0]
     if len(w) <= 3:
@@ -602,6 +624,7 @@ def _syllables_en(word: str) -> int:
     return max(1, len(_GROUP_RE["en"].findall(w)))
 
 
+@lru_cache(maxsize=65536)
 def _syllables_de(word: str) -> int:
     n = 0
     for g in _GROUP_RE["de"].findall(word.lower().replace("qu", "kw")):
@@ -612,6 +635,7 @@ def _syllables_de(word: str) -> int:
     return max(1, n)
 
 
+@lru_cache(maxsize=65536)
 def _syllables_fr(word: str) -> int:
     w = word.lower().replace("’", "'").split("'")[-1]
     groups = _GROUP_RE["fr"].findall(w)
@@ -621,6 +645,7 @@ def _syllables_fr(word: str) -> int:
     return max(1, n)
 
 
+@lru_cache(maxsize=65536)
 def _syllables_es(word: str) -> int:
     n = 0
     for g in _GROUP_RE["es"].findall(word.lower()):
@@ -760,6 +785,10 @@ STOPWORDS: dict[str, frozenset[str]] = {
         "hoy nuevo nueva descubre está o todo todos toda aquí tú usted"
     ),
 }
+_STOP_LANGS: dict[str, tuple[str, ...]] = {}
+for _lang, _stop in STOPWORDS.items():
+    for _w in _stop:
+        _STOP_LANGS[_w] = (*_STOP_LANGS.get(_w, ()), _lang)
 _HINT_CHARS = {"de": set("äöüß"), "fr": set("èêàâçùîôûëïœ"), "es": set("ñ¿¡áíóú")}
 LANGUAGE_MIN_WORDS = 4
 
@@ -776,9 +805,8 @@ def detect_language(text: str) -> tuple[str | None, dict[str, float]]:
         return None, {}
     scores = dict.fromkeys(STOPWORDS, 0.0)
     for w in words:
-        for lang, stop in STOPWORDS.items():
-            if w in stop:
-                scores[lang] += 1
+        for lang in _STOP_LANGS.get(w, ()):
+            scores[lang] += 1
         if "'" in w and w.split("'")[0] in ("l", "d", "qu", "c", "j", "n", "s"):
             scores["fr"] += 1  # elision: l'été, d'un, qu'il
         if not w.isascii():
@@ -791,14 +819,31 @@ def detect_language(text: str) -> tuple[str | None, dict[str, float]]:
     return best, scores
 
 
+@lru_cache(maxsize=8192)
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    pattern = r"\s+".join(re.escape(p) for p in phrase.split())
+    # bounded by anything but a Latin letter or digit (CJK text has no spaces)
+    pattern = rf"(?<![0-9A-Za-z\u00c0-\u024f]){pattern}(?![0-9A-Za-z\u00c0-\u024f])"
+    return re.compile(pattern, re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Any of ``names`` (longest first), bounded as in ``_remove_phrase``."""
+    parts = [r"\s+".join(re.escape(p) for p in n.split()) for n in names if n.strip()]
+    if not parts:
+        return None
+    body = "|".join(parts)
+    return re.compile(
+        rf"(?<![0-9A-Za-z\u00c0-\u024f])(?:{body})(?![0-9A-Za-z\u00c0-\u024f])", re.IGNORECASE
+    )
+
+
 def _remove_phrase(text: str, phrase: str) -> str:
     phrase = phrase.strip()
     if not phrase:
         return text
-    pattern = r"\s+".join(re.escape(p) for p in phrase.split())
-    # bounded by anything but a Latin letter or digit (CJK text has no spaces)
-    pattern = rf"(?<![0-9A-Za-z\u00c0-\u024f]){pattern}(?![0-9A-Za-z\u00c0-\u024f])"
-    return re.sub(pattern, " ", text, flags=re.IGNORECASE)
+    return _phrase_pattern(phrase).sub(" ", text)
 
 
 def _names_of(sheets: Sequence[FactSheet], brief: Brief | None, recipient: Recipient | None):
@@ -815,6 +860,48 @@ def _names_of(sheets: Sequence[FactSheet], brief: Brief | None, recipient: Recip
     return sorted({n for n in names if n and n.strip()}, key=len, reverse=True)
 
 
+def _language_names(sheets: Sequence[FactSheet], brief: Brief | None) -> tuple[str, ...]:
+    """The names ``check_language`` leaves out, but the recipient's: ``_names_of`` and the
+    leading words (two or more) of each title, longest first."""
+    names = _names_of(sheets, brief, None)
+    # a name shortened to fit a field ("Cotton Tote with a Very Long…" cut at a word) is
+    # still the name: its leading words of two or more count too
+    for s in sheets:
+        words = s.title.split()
+        names += [" ".join(words[:k]) for k in range(len(words) - 1, 1, -1)]
+    return tuple(sorted(set(names), key=len, reverse=True))
+
+
+def _without_names(text: str, names: tuple[str, ...], first: str) -> str:
+    """``text`` with every name of ``names`` and ``first`` replaced by a space, exactly as one
+    pattern of them all (``_names_pattern``) would. The pattern of ``names`` is the same for
+    every recipient of the products (compiled once); the first name is matched on its own
+    and, when its matches touch none of the others', its spans are simply added (a scan of
+    the one pattern could only differ where they overlap; then that pattern is used)."""
+    first = first if first and first.strip() and first not in names else ""
+    if not first:
+        pattern = _names_pattern(names)
+        return pattern.sub(" ", text) if pattern is not None else text
+    own = _names_pattern((first,))
+    spans = [m.span() for m in own.finditer(text)] if own is not None else []
+    if not spans:
+        pattern = _names_pattern(names)
+        return pattern.sub(" ", text) if pattern is not None else text
+    base = _names_pattern(names)
+    others = [m.span() for m in base.finditer(text)] if base is not None else []
+    for a, b in spans:
+        for c, d in others:
+            if a < d and c < b or a == c:
+                combined = _names_pattern(tuple(sorted({*names, first}, key=len, reverse=True)))
+                return combined.sub(" ", text)  # type: ignore[union-attr]
+    out, pos = [], 0
+    for a, b in sorted(others + spans):
+        out += [text[pos:a], " "]
+        pos = b
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def check_language(
     variant: Variant,
     brief: Brief | None = None,
@@ -826,8 +913,9 @@ def check_language(
     the variant's locale; error when another language clearly wins, silent when unsure."""
     locale = (variant.locale or (brief.locale if brief else "en"))[:2]
     text = " \n".join(t for _, t, _ in iter_texts(variant))
-    for name in _names_of(sheets, brief, recipient):
-        text = _remove_phrase(text, name)
+    text = _without_names(
+        text, _language_names(sheets, brief), recipient.first_name if recipient else ""
+    )
     detected, scores = detect_language(text)
     if detected is None or detected == locale:
         return _ok("language", [], detected=detected)
@@ -882,8 +970,12 @@ class PhraseIndex:
     tokens, without one regex per phrase. Build once per catalog, reuse for every variant."""
 
     def __init__(self, phrases: Iterable[str] | Mapping[str, Any], *, min_chars: int = 3):
-        self._by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        # one-word phrases by their word; longer ones by their first two words (a title's
+        # first word alone, "set", "pack", would start hundreds of them)
+        self._single: dict[str, list[str]] = {}
+        self._by_pair: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
         self._cjk: list[str] = []
+        self._starts: set[str] = set()  # first words of the phrases
         items = phrases.items() if isinstance(phrases, Mapping) else ((p, p) for p in phrases)
         self.payload: dict[str, Any] = {}
         for phrase, payload in items:
@@ -896,17 +988,29 @@ class PhraseIndex:
                 continue
             toks = tokens(phrase)
             if toks:
-                self._by_first.setdefault(toks[0], []).append((toks, phrase))
+                self._starts.add(toks[0])
+            if len(toks) == 1:
+                self._single.setdefault(toks[0], []).append(phrase)
+            elif toks:
+                self._by_pair.setdefault(toks[:2], []).append((toks, phrase))
 
     def __len__(self) -> int:
         return len(self.payload)
 
-    def find(self, text: str) -> list[str]:
-        toks = tokens(text)
+    def find(self, text: str, toks: tuple[str, ...] | None = None) -> list[str]:
+        """The phrases in ``text`` (``toks``: its ``tokens`` when already known)."""
+        if toks is None:
+            toks = tokens(text)
         found: list[str] = []
+        single, by_pair, starts = self._single, self._by_pair, self._starts
         for i, tok in enumerate(toks):
-            for seq, phrase in self._by_first.get(tok, ()):
-                if tuple(toks[i : i + len(seq)]) == seq and phrase not in found:
+            if tok not in starts:
+                continue
+            for phrase in single.get(tok, ()):
+                if phrase not in found:
+                    found.append(phrase)
+            for seq, phrase in by_pair.get(toks[i : i + 2], ()):
+                if toks[i : i + len(seq)] == seq and phrase not in found:
                     found.append(phrase)
         low = text.casefold()
         found += [p for p in self._cjk if p.casefold() in low and p not in found]
@@ -1263,8 +1367,9 @@ def check_fidelity(
                 expected=_fmt(numbers)[:30],
             )
         # product names
+        toks = tokens(text)
         if titles_index is not None and len(titles_index):
-            for title in titles_index.find(text):
+            for title in titles_index.find(text, toks):
                 if title.casefold() in own_titles or _contains_seq(own_text, title):
                     continue
                 fail(
@@ -1276,7 +1381,7 @@ def check_fidelity(
                 )
         # attribute values
         if attrs_index is not None and len(attrs_index):
-            for value in attrs_index.find(text):
+            for value in attrs_index.find(text, toks):
                 keys = attrs_index.payload[value] & set(own_attrs)
                 if not keys or _contains_seq(own_text, value):
                     continue
@@ -1309,6 +1414,33 @@ def check_variant(
     """Run every check (see CHECKS) on one variant; failures first by check order."""
     if variant.channel not in FIELDS:
         return check_required(variant)
+    _TEXTS[id(variant)] = iter_texts(variant)
+    try:
+        return _check_all(
+            variant,
+            sheets,
+            brief,
+            recipient=recipient,
+            known_titles=known_titles,
+            known_attributes=known_attributes,
+            allowed_numbers=allowed_numbers,
+            allowed_percents=allowed_percents,
+        )
+    finally:
+        _TEXTS.pop(id(variant), None)
+
+
+def _check_all(
+    variant: Variant,
+    sheets: Sequence[FactSheet],
+    brief: Brief,
+    *,
+    recipient,
+    known_titles,
+    known_attributes,
+    allowed_numbers,
+    allowed_percents,
+) -> list[CheckResult]:
     results: list[CheckResult] = []
     results += check_required(variant)
     results += check_limits(variant, brief)

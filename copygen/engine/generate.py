@@ -7,11 +7,17 @@ For one recipient and the item's fact sheets:
    occasion with an end date); otherwise the variant falls back to "friendly" and says so
    in ``Variant.notes``;
 3. a pool of candidates is realized (N + 2, each preferring frames the previous ones did not
-   use), then N are picked by MMR: relevance (interest match of the points it says) against the
+   use; with N = 1 they are only planned, and the one picked is realized), then N are picked
+   by MMR: relevance (interest match of the points it says) against the
    largest bigram overlap with the already picked ones (λ = 0.6);
 4. each pick is checked (``checks.check_variant``); one with an error is replaced by the
    next MMR candidate, realizing more if needed; when none passes, fewer variants are
    returned and ``Generation.dropped`` says why.
+
+With an LLM ``provider`` (optional, see ``llm.py``), its variants come first: each goes
+through the same checks (always, being untrusted), those with an error are left out, and
+the templates fill up to N; when the provider is unavailable the templates draft alone and
+``Generation.notes`` says why. Without a provider nothing changes.
 
 ``CopyModel`` is built once per catalog (selling-point miner with its TF-IDF, the sentiment
 model, the word vectors, the catalog's titles for the fidelity check) and then drafts fast.
@@ -19,6 +25,7 @@ model, the word vectors, the catalog's titles for the fidelity check) and then d
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import re
@@ -27,13 +34,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from . import checks
-from .grammar import Realizer, Request, format_occasion_date, product_view
+from .grammar import FrameUsage, Realizer, Request, format_occasion_date, product_view
 from .interests import InterestMatcher
+from .llm import LLMProvider, LLMUnavailable
 from .selling_points import Miner, SellingPoint
 from .sentiment import SentimentModel
 from .sentiment import train as train_sentiment
 from .text import plain_text
-from .types import Brief, FactSheet, Recipient, Variant
+from .types import Brief, CheckResult, FactSheet, Recipient, Variant
 
 MMR_LAMBDA = 0.6
 KIND_PRIOR = {"attribute": 0.15, "keyphrase": 0.1, "review": 0.12}
@@ -47,6 +55,9 @@ class Generation:
     variants: list[Variant]
     dropped: list[str] = field(default_factory=list)  # why fewer than asked
     notes: list[str] = field(default_factory=list)  # e.g. the tone fell back
+    # Per variant (same order): the check results it passed with; None where they were not
+    # kept (LLM variants, run_checks=False), so a caller storing results checks those itself.
+    checks: list[list[CheckResult] | None] = field(default_factory=list)
 
 
 def _stable_seed(*parts: object) -> int:
@@ -115,6 +126,7 @@ def generate_detailed(
     known_attributes=None,
     today: dt.date | None = None,
     run_checks: bool = True,
+    provider: LLMProvider | None = None,
 ) -> Generation:
     """See the module docstring. ``selling_points``: {product_id: points} (mined from the
     sheets with a catalog-less miner when None); ``catalog_titles``: the catalog's titles
@@ -138,8 +150,10 @@ def generate_detailed(
     chosen = chosen[:k]
     products = []
     point_match: dict[int, float] = {}
+    ranked: dict[str, list[SellingPoint]] = {}
     for s in chosen:
         pts = rank_points(selling_points.get(s.product_id, []), interests, matcher, point_match)
+        ranked[s.product_id] = pts
         view = product_view(s, pts, locale)
         if interests and view.category:
             cat = view.category.casefold()
@@ -181,65 +195,109 @@ def generate_detailed(
     )
     product_ids = tuple(s.product_id for s in chosen)
     base_seed = _stable_seed(seed, recipient.key, brief.channel, locale, tone, *product_ids)
-    used: dict[str, int] = {}
+    used = FrameUsage()  # shared by the item's variants: frames, points and wording used
 
     product_match = 0.0
     if matcher is not None and interests:
-        product_match = float(
-            matcher.score_texts(interests, [f"{p.name} {p.category}" for p in products]).mean()
-        )
+        scores = matcher.score_texts(interests, [f"{p.name} {p.category}" for p in products])
+        product_match = float(scores[0]) if len(scores) == 1 else float(scores.mean())
     rel: list[float] = []
 
-    def make(i: int) -> Variant:
-        r = Realizer(req, random.Random(base_seed + 7919 * i), used)
-        fields = r.realize()
-        # relevance: the interest match of the points it says (and of its products)
-        pm = [point_match.get(id(sp), 0.0) for sp in r.used_points]
-        rel.append(product_match + (sum(pm) / len(pm) if pm else 0.0))
+    # A candidate is planned (its Realizer picks the selling points it will say, which is
+    # all its relevance depends on) and realized. With one variant wanted, the bigram
+    # overlap of MMR has nothing to compare with: candidates are only planned, and just the
+    # one picked (or the next, when a pick fails its checks) is realized.
+    lazy = n_wanted == 1
+    realizers: list[Realizer | None] = []
+    pool: list[Variant | None] = []
+    grams: list[set | None] = []
+
+    def realize(r: Realizer) -> Variant:
         return Variant(
             channel=brief.channel,
             locale=locale,
             tone=tone,
-            fields=fields,
+            fields=r.realize(),
             product_ids=product_ids,
             recipient_key=recipient.key,
             frames=tuple(r.frames),
             notes=tuple(notes),
         )
 
+    def make(i: int) -> None:
+        r = Realizer(req, random.Random(base_seed + 7919 * i), used)
+        # relevance: the interest match of the points it says (and of its products)
+        pm = [point_match.get(id(sp), 0.0) for sp in r.used_points]
+        rel.append(product_match + (sum(pm) / len(pm) if pm else 0.0))
+        realizers.append(r if lazy else None)
+        pool.append(None if lazy else realize(r))
+        grams.append(None)
+
+    def variant_at(i: int) -> Variant:
+        v = pool[i]
+        if v is None:
+            v = pool[i] = realize(realizers[i])  # type: ignore[arg-type]
+            realizers[i] = None
+        return v
+
+    def grams_at(i: int) -> set:
+        g = grams[i]
+        if g is None:
+            g = grams[i] = bigrams(variant_text(variant_at(i)), locale)
+        return g
+
     # 3. pool and MMR
     pool_size = n_wanted + 2
-    pool = [make(i) for i in range(pool_size)]
+    for i in range(pool_size):
+        make(i)
     made = pool_size
-    texts = [variant_text(v) for v in pool]
-    grams = [bigrams(t, locale) for t in texts]
 
     picked: list[Variant] = []
+    picked_checks: list[list[CheckResult] | None] = []
     picked_grams: list[set] = []
     dropped: list[str] = []
     failures: list[str] = []
-    available = list(range(len(pool)))
+    available = list(range(pool_size))
     known_titles = catalog_titles if catalog_titles else None
     max_made = pool_size + 4 * n_wanted
+    llm_notes: list[str] = []
+    if provider is not None:
+        llm_brief = dataclasses.replace(brief, locale=locale, tone=tone)
+        for v in _llm_variants(
+            provider,
+            recipient,
+            chosen,
+            llm_brief,
+            n_wanted,
+            ranked,
+            known_titles,
+            known_attributes,
+            llm_notes,
+            check_brief=brief,
+        ):
+            t = variant_text(v)
+            if matcher is not None and interests:
+                v.score = round(product_match + float(matcher.score_texts(interests, [t])[0]), 4)
+            v.notes = tuple(notes)
+            picked.append(v)
+            picked_checks.append(None)
+            picked_grams.append(bigrams(t, locale))
     while len(picked) < n_wanted:
         if not available:
             if made >= max_made:
                 break
-            v = make(made)
+            make(made)
             made += 1
-            pool.append(v)
-            t = variant_text(v)
-            texts.append(t)
-            grams.append(bigrams(t, locale))
             available.append(len(pool) - 1)
         best, best_score = None, -1e9
         for i in available:
-            sim = max((_jaccard(grams[i], g) for g in picked_grams), default=0.0)
+            sim = max((_jaccard(grams_at(i), g) for g in picked_grams), default=0.0)
             s = MMR_LAMBDA * rel[i] - (1 - MMR_LAMBDA) * sim
             if s > best_score:
                 best, best_score = i, s
         available.remove(best)
-        v = pool[best]
+        v = variant_at(best)
+        results = None
         if run_checks:
             results = checks.check_variant(
                 v,
@@ -256,14 +314,70 @@ def generate_detailed(
                 continue
         v.score = round(float(rel[best]), 4)
         picked.append(v)
-        picked_grams.append(grams[best])
+        picked_checks.append(results)
+        if len(picked) < n_wanted:  # only compared with the picks still to come
+            picked_grams.append(grams_at(best))
     if len(picked) < n_wanted:
         reasons = sorted(set(failures))[:5] or ["not enough distinct frames"]
         dropped.append(
             f"{n_wanted - len(picked)} of {n_wanted} variants dropped for {recipient.key}: "
             + "; ".join(reasons)
         )
-    return Generation(picked, dropped, notes)
+    return Generation(picked, dropped, notes + llm_notes, picked_checks)
+
+
+def _llm_variants(
+    provider: LLMProvider,
+    recipient: Recipient,
+    sheets: Sequence[FactSheet],
+    brief: Brief,
+    n: int,
+    points: dict[str, list[SellingPoint]],
+    known_titles,
+    known_attributes,
+    notes: list[str],
+    *,
+    check_brief: Brief,
+) -> list[Variant]:
+    """The provider's variants that pass the checks (at most ``n``, distinct), checked
+    with ``check_brief`` like the template variants; what went wrong goes to ``notes``."""
+    try:
+        candidates = provider.generate(recipient, sheets, brief, n, points=points)
+    except LLMUnavailable as e:
+        notes.append(f"LLM unavailable ({e.reason}); drafted from templates")
+        return []
+    kept: list[Variant] = []
+    seen: set[str] = set()
+    failures: list[str] = []
+    blocked = 0
+    for v in candidates[:n]:
+        text = variant_text(v)
+        if text in seen:
+            continue
+        seen.add(text)
+        results = checks.check_variant(
+            v,
+            sheets,
+            check_brief,
+            recipient=recipient,
+            known_titles=known_titles,
+            known_attributes=known_attributes,
+        )
+        if checks.is_blocking(results):
+            blocked += 1
+            failures.extend(
+                f"{r.check}: {r.message.rstrip('.')}"
+                for r in results
+                if not r.ok and r.severity == "error"
+            )
+            continue
+        kept.append(v)
+    if blocked:
+        notes.append(
+            f"{blocked} LLM variant(s) failed the checks ({'; '.join(sorted(set(failures))[:3])})"
+            "; templates filled in"
+        )
+    return kept
 
 
 def generate(
@@ -275,6 +389,7 @@ def generate(
     matcher: InterestMatcher | None = None,
     seed: int = 0,
     catalog_titles: Iterable[str] | checks.PhraseIndex | None = (),
+    provider: LLMProvider | None = None,
 ) -> list[Variant]:
     """N checked variants for one audience item, ranked (see ``generate_detailed``)."""
     return generate_detailed(
@@ -285,6 +400,7 @@ def generate(
         matcher=matcher,
         seed=seed,
         catalog_titles=catalog_titles,
+        provider=provider,
     ).variants
 
 
@@ -363,6 +479,7 @@ class CopyModel:
         seed: int | None = None,
         today: dt.date | None = None,
         run_checks: bool = True,
+        provider: LLMProvider | None = None,
     ) -> Generation:
         return generate_detailed(
             recipient,
@@ -375,6 +492,7 @@ class CopyModel:
             known_attributes=self.attributes,
             today=today,
             run_checks=run_checks,
+            provider=provider,
         )
 
     def generate(

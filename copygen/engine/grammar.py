@@ -9,8 +9,14 @@ only), and optional sentences are dropped before a limit is crossed.
 Nothing is said that the data does not hold: prices, ratings, review counts, stock and
 dates come from the fact sheets and the occasion, formatted with Babel through
 ``facts.format_*`` (so the fidelity check parses them back); selling points are quoted as
-mined. The text is plain (no markup); catalog text was reduced to plain text before.
-Frames used are recorded (``frames``) so variants of one item can avoid repeating them.
+mined (a description sentence or a review only in its own language). The text is plain
+(no markup); catalog text was reduced to plain text before.
+
+Variation: the variants of one item share a ``FrameUsage``: how often each frame was used
+and the word pairs their wording has said. A slot takes the least used frame that fits;
+among those, the one whose wording (placeholders as markers) repeats the fewest word pairs
+already said; then a seeded random pick. Selling points rotate the same way, so each variant
+leads with other facts. Frames used are recorded (``frames``).
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from __future__ import annotations
 import random
 import re
 import string
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
+from typing import NamedTuple
 
 from . import locales
 from .channels import field_spec, measure, sms_segments
@@ -79,6 +88,42 @@ _UPPER_NAME = re.compile(r"[A-Z]")
 @lru_cache(maxsize=4096)
 def _keys(frame: str) -> frozenset[str]:
     return frozenset(f for _, f, _, _ in _FMT.parse(frame) if f)
+
+
+_GRAM_TOKEN = re.compile(
+    r"\{(\w+)\}|[\u3400-\u9fff\uf900-\ufaff]|[^\W\d_\u3400-\u9fff]+|\d+", re.UNICODE
+)
+
+
+def frame_bigrams(frame: str) -> frozenset[tuple[str, str]]:
+    """The word pairs a frame's own wording says (a placeholder is one marker token; a Han
+    character is one token), to prefer frames that do not repeat what was said."""
+    toks = [
+        "{" + m.group(1) + "}" if m.group(1) else m.group()
+        for m in _GRAM_TOKEN.finditer(frame.lower())
+    ]
+    return frozenset(zip(toks, toks[1:], strict=False))
+
+
+class Frame(NamedTuple):
+    fid: str  # "hook.friendly3"
+    text: str
+    keys: frozenset[str]  # placeholders
+    grams: frozenset[tuple[str, str]]  # frame_bigrams
+    tag: int  # a fixed number of the frame, mixed with a seeded draw to break ties
+
+
+def _frame(fid: str, text: str) -> Frame:
+    return Frame(fid, text, _keys(text), frame_bigrams(text), zlib.crc32(fid.encode()))
+
+
+class FrameUsage(dict):
+    """What the variants of one item have used so far: frame id (or selling point) → times,
+    and ``bigrams``, the word pairs of the frames used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bigrams: set[tuple[str, str]] = set()
 
 
 def display_name(title: str) -> str:
@@ -166,6 +211,7 @@ class Product:
     low_stock: bool = False
     attributes: list[SellingPoint] = field(default_factory=list)
     keyphrases: list[SellingPoint] = field(default_factory=list)
+    features: list[SellingPoint] = field(default_factory=list)  # description sentences
     quotes: list[SellingPoint] = field(default_factory=list)
     for_you: bool = False  # its category matches the recipient's interests
 
@@ -197,12 +243,19 @@ def product_view(sheet, points: Sequence[SellingPoint], locale: str) -> Product:
         low_stock=low,
         attributes=[p for p in points if p.kind == "attribute"],
         keyphrases=[p for p in points if p.kind == "keyphrase"],
+        features=[p for p in points if p.kind == "feature"],
         quotes=[p for p in points if p.kind == "review"],
     )
 
 
+TONE_NAMES = ("friendly", "premium", "urgent", "playful", "informative")
+_NAME = frozenset({"name"})
+
+
 class Grammar:
-    """The frames of one locale, indexed: ``pool(slot, tone)`` → [(frame id, frame, keys)]."""
+    """The frames of one locale, indexed: ``pool(slot, tone)`` → [Frame]. A locale's key
+    "*" suits every tone; "friendly|playful" lists the tones that share frames (one
+    register: du/tu/tú or Sie/vous/usted)."""
 
     def __init__(self, locale: str) -> None:
         mod = locales.load(locale)
@@ -210,25 +263,60 @@ class Grammar:
         self.sep: str = mod.SEP
         self.quotes: tuple[str, str] = mod.QUOTES
         self.list_and: str = mod.LIST_AND
-        self._pools: dict[tuple[str, str], list[tuple[str, str, frozenset[str]]]] = {}
+        self._pools: dict[tuple[str, str], list[Frame]] = {}
+        self._candidates: dict[tuple, list[Frame]] = {}
         for slot, by_tone in mod.FRAMES.items():
-            common = [(f"{slot}.*{i}", f, _keys(f)) for i, f in enumerate(by_tone.get("*", []))]
-            for tone in ("friendly", "premium", "urgent", "playful", "informative"):
-                own = [
-                    (f"{slot}.{tone}{i}", f, _keys(f)) for i, f in enumerate(by_tone.get(tone, []))
-                ]
-                if not own and not common:
-                    own = [
-                        (f"{slot}.friendly{i}", f, _keys(f))
-                        for i, f in enumerate(by_tone.get("friendly", []))
-                    ]
-                self._pools[(slot, tone)] = own + common
+            own: dict[str, list[Frame]] = {t: [] for t in TONE_NAMES}
+            common: list[Frame] = []
+            for key, frames in by_tone.items():
+                entries = [_frame(f"{slot}.{key}{i}", f) for i, f in enumerate(frames)]
+                if key == "*":
+                    common += entries
+                    continue
+                for tone in key.split("|"):
+                    if tone not in own:
+                        raise ValueError(f"{self.locale}: unknown tone {tone!r} in {slot}")
+                    own[tone] += entries
+            for tone in TONE_NAMES:
+                frames_ = own[tone] if own[tone] or common else own["friendly"]
+                self._pools[(slot, tone)] = frames_ + common
         self.attr = {
-            fam: [(f"attr.{fam}{i}", f) for i, f in enumerate(fs)] for fam, fs in mod.ATTR.items()
+            fam: [_frame(f"attr.{fam}{i}", f) for i, f in enumerate(fs)]
+            for fam, fs in mod.ATTR.items()
         }
 
-    def pool(self, slot: str, tone: str) -> list[tuple[str, str, frozenset[str]]]:
+    def pool(self, slot: str, tone: str) -> list[Frame]:
         return self._pools.get((slot, tone), [])
+
+    def candidates(
+        self,
+        slot: str,
+        tone: str,
+        have: frozenset[str],
+        require: frozenset[str] = frozenset(),
+        avoid: frozenset[str] = frozenset(),
+    ) -> list[Frame]:
+        """The frames of ``pool(slot, tone)`` whose placeholders all have values (``have``),
+        with every key of ``require`` and none of ``avoid`` (memoized: few combinations)."""
+        key = (slot, tone, have, require, avoid)
+        hit = self._candidates.get(key)
+        if hit is None:
+            hit = [
+                f
+                for f in self.pool(slot, tone)
+                if f.keys <= have and require <= f.keys and not f.keys & avoid
+            ]
+            if len(self._candidates) < 50_000:
+                self._candidates[key] = hit
+        return hit
+
+    def counts(self) -> dict[str, int]:
+        """Frames per slot, as many as one tone sees on average (its own and the common)."""
+        slots = sorted({s for s, _ in self._pools})
+        return {
+            s: round(sum(len(self._pools[(s, t)]) for t in TONE_NAMES) / len(TONE_NAMES))
+            for s in slots
+        }
 
 
 _GRAMMARS: dict[str, Grammar] = {}
@@ -258,15 +346,18 @@ class Request:
 
 
 class Realizer:
-    """Builds one variant's fields. ``used`` (shared by the variants of one item) makes
-    frames not yet used more likely, so variants differ."""
+    """Builds one variant's fields. ``used`` (shared by the variants of one item, ideally a
+    ``FrameUsage``) makes frames and selling points not yet used come first, and wording
+    not yet said, so variants differ."""
 
     def __init__(self, req: Request, rng: random.Random, used: dict[str, int]) -> None:
         self.req = req
         self.g = grammar(req.locale)
         self.rng = rng
         self.used = used
+        self.seen: set | None = getattr(used, "bigrams", None)
         self.frames: list[str] = []
+        self.last_keys: frozenset[str] = frozenset()  # placeholders of the last frame used
         self.used_points: list[SellingPoint] = []
         self.zh = self.g.locale == "zh"
         p = req.products[0]
@@ -283,19 +374,51 @@ class Realizer:
             "rating": p.rating,
             "count": p.count,
         }
+        self._have_base = frozenset(k for k, v in self.base.items() if v)
         # selling points of the first product for this variant, rotated by the rng
         self.points = self._point_plan(p)
 
     # -- choices ----------------------------------------------------------------------------
-    def _choose(self, cands: list[tuple[str, str]]) -> tuple[str, str] | None:
-        if not cands:
-            return None
-        least = min(self.used.get(fid, 0) for fid, _ in cands)
-        fresh = [c for c in cands if self.used.get(c[0], 0) == least]
-        fid, text = self.rng.choice(fresh)
-        self.used[fid] = self.used.get(fid, 0) + 1
-        self.frames.append(fid)
-        return fid, text
+    def _order(self, frames: Sequence[Frame]) -> Iterator[Frame]:
+        """Best first: least used by the item's variants, then the fewest word pairs already
+        said (in quarters), then seeded chance. Lazy: a slot usually takes the first."""
+        used, seen = self.used, self.seen
+        groups: dict[int, list[Frame]] = {}
+        for f in frames:
+            groups.setdefault(used.get(f.fid, 0), []).append(f)
+        for times in sorted(groups):
+            group = groups[times]
+            if len(group) == 1:
+                yield group[0]
+                continue
+            salt = self.rng.getrandbits(32)  # one draw orders the whole group
+            keyed = [
+                (
+                    int(4 * len(f.grams & seen) / len(f.grams)) if seen and f.grams else 0,
+                    f.tag ^ salt,
+                    f,
+                )
+                for f in group
+            ]
+            keyed.sort(key=itemgetter(0, 1))
+            for k in keyed:
+                yield k[2]
+
+    def _mark(self, f: Frame) -> None:
+        self.last_keys = f.keys
+        self.used[f.fid] = self.used.get(f.fid, 0) + 1
+        self.frames.append(f.fid)
+        if self.seen is not None:
+            self.seen |= f.grams
+
+    def _pick_point(self, points: Sequence[SellingPoint], k: int) -> SellingPoint:
+        """One of the ``k`` best points: the one the item's variants used least (chance
+        breaks ties), so each variant leads with other facts."""
+        top = list(points[: max(1, k)])
+        keyed = [(self.used.get(f"point:{sp.text}", 0), self.rng.random(), sp) for sp in top]
+        sp = min(keyed, key=itemgetter(0, 1))[2]
+        self.used[f"point:{sp.text}"] = self.used.get(f"point:{sp.text}", 0) + 1
+        return sp
 
     def _render(self, frame: str, values: dict[str, str]) -> str:
         return _cap(frame.format_map(values)) if not self.zh else frame.format_map(values)
@@ -314,45 +437,69 @@ class Realizer:
         every key of ``require`` and none of ``avoid``), within ``max_len`` when given
         (the product name may be shortened to fit)."""
         vals = values if values is not None else self.base
-        have = {k for k, v in vals.items() if v}
-        cands: list[tuple[str, str]] = []
-        for fid, frame, keys in self.g.pool(slot, self.req.tone):
-            if not keys <= have or not require <= keys or keys & avoid:
-                continue
-            text = self._render(frame, vals)
+        have = self._have_base if values is None else frozenset(k for k, v in vals.items() if v)
+        cands = self.g.candidates(slot, self.req.tone, have, require, avoid)
+        for f in self._order(cands):
+            text = self._render(f.text, vals)
             if max_len is not None and measure(text, spec) > max_len:
-                if "name" not in keys:
+                if "name" not in f.keys:
                     continue
                 room = max_len - (measure(text, spec) - measure(vals["name"], spec))
                 short = shorten(vals["name"], room) if room >= 8 else ""
-                if not short or measure(short) < 0.4 * measure(vals["name"]):
+                # a name alone may lose more words than a name inside a sentence
+                keep = 0.4 if f.text == "{name}" else 0.7
+                if not short or measure(short) < keep * measure(vals["name"]):
                     continue
-                text = self._render(frame, {**vals, "name": short})
+                text = self._render(f.text, {**vals, "name": short})
                 if measure(text, spec) > max_len:
                     continue
-            cands.append((fid, text))
-        chosen = self._choose(cands)
-        return chosen[1] if chosen else ""
+            self._mark(f)
+            return text
+        return ""
 
     # -- selling points ---------------------------------------------------------------------
+    def _pick_points(self, points: Sequence[SellingPoint], n: int) -> list[SellingPoint]:
+        """``n`` of ``points``, the ones the item's variants used least first, in an order
+        of chance."""
+        left, out = list(points), []
+        while left and len(out) < n:
+            sp = self._pick_point(left, len(left))
+            left.remove(sp)
+            out.append(sp)
+        return out
+
+    def _keyphrases(self, p: Product) -> list[SellingPoint]:
+        """Key phrases in the copy's language; in another language only when the product has
+        nothing else to say (no attributes, no description sentences)."""
+        own = [k for k in p.keyphrases if k.lang == self.g.locale]
+        if own or p.attributes or self._features(p):
+            return own
+        return p.keyphrases[:3]
+
+    def _features(self, p: Product) -> list[SellingPoint]:
+        return [f for f in p.features if f.lang == self.g.locale]
+
     def _point_plan(self, p: Product) -> list[str]:
         """Up to three point sentences for product ``p``: an attribute statement, a
-        keyphrase, a review quote (same language only), rotated so variants differ."""
+        description sentence (or else a key phrase), a review quote (same language only),
+        rotated over the item's variants so they differ."""
         out: list[str] = []
         if p.attributes:
-            k = min(len(p.attributes), 3)
-            sp = p.attributes[self.rng.randrange(k)] if k > 1 else p.attributes[0]
+            sp = self._pick_point(p.attributes, 3)
             out.append(self.attribute_sentence(sp))
             self.used_points.append(sp)
-        kps = [k for k in p.keyphrases if k.lang == self.g.locale] or p.keyphrases[:3]
-        if kps:
-            k = min(len(kps), 4)
-            sp = kps[self.rng.randrange(k)]
+        feats, kps = self._features(p), self._keyphrases(p)
+        if feats:
+            sp = self._pick_point(feats, 3)
+            out.append(sp.text)
+            self.used_points.append(sp)
+        elif kps:
+            sp = self._pick_point(kps, 4)
             out.append(self.slot("point", {**self.base, "point": _decap(sp.text)}))
             self.used_points.append(sp)
         qs = [q for q in p.quotes if q.lang == self.g.locale]
         if qs:
-            sp = qs[self.rng.randrange(min(len(qs), 2))]
+            sp = self._pick_point(qs, 3)
             out.append(self.slot("quote", {**self.base, "quote": self.quote(sp.text)}))
             self.used_points.append(sp)
         return [s for s in out if s]
@@ -362,8 +509,10 @@ class Realizer:
         frames = self.g.attr.get(fam) or self.g.attr["*"]
         label = sp.name.replace("_", " ").strip()
         label = label[:1].upper() + label[1:]
-        chosen = self._choose([(fid, f) for fid, f in frames])
-        return self._render(chosen[1], {"value": sp.text, "label": label}) if chosen else ""
+        for f in self._order(frames):
+            self._mark(f)
+            return self._render(f.text, {"value": sp.text, "label": label})
+        return ""
 
     def quote(self, text: str) -> str:
         t = text.strip().strip('"“”„«»')
@@ -411,6 +560,8 @@ class Realizer:
                 body_parts += pts
             elif p.attributes:
                 body_parts.append(self.attribute_sentence(p.attributes[0]))
+        if len(self.points) < 2:  # little to say about the product: one more line of ours
+            body_parts.append(self.slot("pitch"))
         body_parts += self.extras()
         sign = self.slot("signoff") if req.sender else self.slot("signoff_anon")
         paras = [self.greeting(), self.join(body_parts), self.slot("close"), sign]
@@ -495,8 +646,11 @@ class Realizer:
 
     def push(self) -> dict:
         t_spec, b_spec = field_spec("push", "title"), field_spec("push", "body")
-        title = self.slot("push_title", max_len=t_spec.max_len, spec=t_spec) or shorten(
-            self.base["name"], t_spec.max_len
+        # the body names the product: the title says something else when it can
+        title = (
+            self.slot("push_title", max_len=t_spec.max_len, spec=t_spec, avoid=_NAME)
+            or self.slot("push_title", max_len=t_spec.max_len, spec=t_spec)
+            or shorten(self.base["name"], t_spec.max_len)
         )
         p = self.req.products[0]
         parts = [self.product_line(p), *(self.points[:1]), *self.extras()[:1], self.slot("close")]
@@ -524,11 +678,15 @@ class Realizer:
             field_spec("google_ads", "descriptions"),
         )
         heads: list[str] = []
+        said: set[str] = set()  # each fact (price, name, brand…) in one headline only
         tries = 0
         while len(heads) < 5 and tries < 20:
             tries += 1
-            h = self.slot("headline", max_len=h_spec.max_len, spec=h_spec)
-            if h and h.casefold() not in {x.casefold() for x in heads}:
+            h = self.slot("headline", max_len=h_spec.max_len, spec=h_spec, avoid=frozenset(said))
+            if not h:
+                break
+            said |= self.last_keys
+            if h.casefold() not in {x.casefold() for x in heads}:
                 heads.append(h)
         for extra in ("cta", "push_title"):
             if len(heads) >= 3:
@@ -541,6 +699,7 @@ class Realizer:
             self.join([self.product_line(p), self.slot("close")]),
             *self.points[:1],
             self.join([self.slot("hook"), *self.extras()[:1]]),
+            self.slot("pitch"),
         ]
         descs: list[str] = []
         for s in sents:
@@ -569,8 +728,10 @@ class Realizer:
             primary = self.slot("product_price", max_len=pt.max_len, spec=pt) or self.slot(
                 "product", max_len=pt.max_len, spec=pt
             )
-        headline = self.slot("push_title", max_len=hl.max_len, spec=hl) or shorten(
-            p.name, hl.max_len
+        headline = (
+            self.slot("push_title", max_len=hl.max_len, spec=hl, avoid=_NAME)
+            or self.slot("push_title", max_len=hl.max_len, spec=hl)
+            or shorten(p.name, hl.max_len)
         )
         out = {"primary_text": primary, "headline": headline}
         desc = self.slot("cta", max_len=ds.max_len, spec=ds)
@@ -582,33 +743,48 @@ class Realizer:
         s_spec, l_spec = field_spec("product_text", "short"), field_spec("product_text", "long")
         p = self.req.products[0]
         intro = self.slot("intro", max_len=s_spec.max_len, spec=s_spec)
-        short = self._fit([intro, *self.points[:1], self.slot("price")], s_spec)
+        second = self.points[:1] or [self.slot("pitch")]  # a fact, or else a line of ours
+        short = self._fit([intro, *second, self.slot("price")], s_spec)
         if not short:
             short = self.slot("product", max_len=s_spec.max_len, spec=s_spec)
-        body = [self.slot("intro")]
-        attrs = list(p.attributes[:4])
-        self.rng.shuffle(attrs)
+        body = [self.slot("intro"), self.for_you()]
+        # up to three attributes (of three or more, one is left to the other variants) and
+        # two description sentences, rotated over the item's variants: each says most of
+        # the facts, not all of them in the same words and order
+        n_attrs = len(p.attributes[:4])
+        attrs = self._pick_points(p.attributes[:4], min(3, n_attrs - 1 if n_attrs > 2 else 2))
         body += [self.attribute_sentence(a) for a in attrs]
-        kps = list(p.keyphrases[:4])
+        feats = self._features(p)
+        n_feats = len(feats[:4])
+        said = self._pick_points(feats[:4], min(2, n_feats - 1 if n_feats > 1 else n_feats))
+        body += [f.text for f in said]
+        kps = list(self._keyphrases(p)[:4])
         self.rng.shuffle(kps)
-        for k in kps[:2]:
-            if k.lang == self.g.locale or k is p.keyphrases[0]:
-                body.append(self.slot("point", {**self.base, "point": _decap(k.text)}))
+        for k in kps[: 2 - len(said)]:
+            body.append(self.slot("point", {**self.base, "point": _decap(k.text)}))
         qs = [q for q in p.quotes if q.lang == self.g.locale]
         if qs:
-            body.append(self.slot("quote", {**self.base, "quote": self.quote(qs[0].text)}))
+            q = self._pick_point(qs, 3)
+            body.append(self.slot("quote", {**self.base, "quote": self.quote(q.text)}))
         if p.rating:
             body.append(self.slot("rating"))
+        if len(attrs) + len(said) + len(kps) < 3:  # little to say: more lines of ours
+            body.insert(0, self.slot("hook"))
+            body.append(self.slot("pitch"))
+        body += self.extras()  # the stock or date an urgent tone rests on, the occasion
         body.append(self.slot("price") if p.price else "")
         body.append(self.slot("close"))
-        paras = [self.join(body[:3]), self.join(body[3:])]
-        long = "\n\n".join(x for x in paras if x)
-        if self.req.disclaimer:
-            long = f"{long}\n\n{self.req.disclaimer}"
+        body = [b for b in body if b]
+        long = self._paragraphs(body)
         while measure(long, l_spec) > l_spec.max_len and len(body) > 2:
             body.pop(-2)
-            long = "\n\n".join(x for x in (self.join(body[:3]), self.join(body[3:])) if x)
+            long = self._paragraphs(body)
         return {"short": short, "long": long}
+
+    def _paragraphs(self, body: Sequence[str]) -> str:
+        """The long product text: the opening sentences, the rest, the disclaimer."""
+        paras = [self.join(body[:3]), self.join(body[3:]), self.req.disclaimer]
+        return "\n\n".join(x for x in paras if x)
 
     def realize(self) -> dict:
         fields = getattr(self, self.req.channel)()
@@ -622,12 +798,12 @@ def _one_exclamation(value, zh: bool):
         return [_one_exclamation(v, zh) for v in value]
     if not isinstance(value, str):
         return value
-    marks = [i for i, ch in enumerate(value) if ch in "!！"]
-    if len(marks) <= 1:
+    if value.count("!") + value.count("！") <= 1:
         return value
-    head, tail = value[: marks[0] + 1], value[marks[0] + 1 :]
+    first = min(i for i in (value.find("!"), value.find("！")) if i >= 0)
+    head, tail = value[: first + 1], value[first + 1 :]
     tail = re.sub(r"¡([^!¡]*)!", r"\1.", tail)
-    tail = re.sub(r"[\u00a0\u202f]?!", ".", tail).replace("！", "。")
+    tail = re.sub(r"[ \u00a0\u202f]?!", ".", tail).replace("！", "。")  # "toi !" in an SMS
     return head + tail.replace("?.", "?")
 
 

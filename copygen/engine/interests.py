@@ -15,6 +15,7 @@ Interests come strongest first; each is weighted 1 / (1 + 0.5·rank).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -24,6 +25,21 @@ from .text import tokens
 
 def _analyzer(text: str) -> list[str]:
     return tokens(text)
+
+
+def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(v * b.get(j, 0.0) for j, v in a.items())
+
+
+@lru_cache(maxsize=64)
+def _weights(n: int) -> np.ndarray:
+    """Interest weights 1 / (1 + 0.5·rank), normalized (read only: cached)."""
+    weights = np.array([1.0 / (1.0 + 0.5 * r) for r in range(n)])
+    weights /= weights.sum()
+    weights.flags.writeable = False
+    return weights
 
 
 class InterestMatcher:
@@ -109,24 +125,41 @@ class InterestMatcher:
     def similarity(self, a: str, b: str) -> float:
         sa, da = self._represent(a)
         sb, db = self._represent(b)
-        if len(sa) > len(sb):
-            sa, sb = sb, sa
-        lex = sum(v * sb.get(j, 0.0) for j, v in sa.items())
+        lex = _dot(sa, sb)
         if self.w2v_weight and da is not None and db is not None:
             return (1 - self.w2v_weight) * lex + self.w2v_weight * max(0.0, float(da @ db))
         return lex
 
     def score_texts(self, interests: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-        """Weighted mean over the interests of the similarity to each text."""
-        out = np.zeros(len(texts))
+        """Weighted mean over the interests of the similarity to each text (``similarity``,
+        computed for all texts at once)."""
         if not interests or not texts:
-            return out
-        weights = np.array([1.0 / (1.0 + 0.5 * r) for r in range(len(interests))])
-        weights /= weights.sum()
+            return np.zeros(len(texts))
+        weights = _weights(len(interests))
+        if len(texts) <= 3:  # too few for arrays to pay off: the same sums in floats
+            vals = [0.0] * len(texts)
+            for w, interest in zip(weights.tolist(), interests, strict=True):
+                if interest:
+                    for j, t in enumerate(texts):
+                        vals[j] += w * self.similarity(interest, t)
+            return np.array(vals)
+        out = np.zeros(len(texts))
+        reps = [self._represent(t) for t in texts]
+        dense = has_dense = None
+        if self.w2v_weight:
+            has_dense = np.array([d is not None for _, d in reps])
+            if has_dense.any():
+                zero = np.zeros(self.vector_size)
+                dense = np.stack([zero if d is None else d for _, d in reps])
         for w, interest in zip(weights, interests, strict=True):
             if not interest:
                 continue
-            out += w * np.array([self.similarity(interest, t) for t in texts])
+            si, di = self._represent(interest)
+            lex = np.array([_dot(si, st) for st, _ in reps])
+            if dense is not None and di is not None:
+                cos = np.maximum(0.0, dense @ di)
+                lex = np.where(has_dense, (1 - self.w2v_weight) * lex + self.w2v_weight * cos, lex)
+            out += w * lex
         return out
 
     def match(self, interests: Sequence[str], selling_points: Sequence) -> np.ndarray:

@@ -556,22 +556,30 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+_SCRIPT_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[^\u3400-\u9fff\uf900-\ufaff]+")
+
+
 def tokens(text: str, *, stop: frozenset[str] = ALL_STOP_WORDS) -> list[str]:
-    """Lowercased, lightly stemmed content tokens; CJK runs become character bigrams."""
+    """Lowercased, lightly stemmed content tokens; CJK runs become character bigrams. A
+    word run mixing scripts ("为你推荐linen") is split where the script changes, so the
+    Latin word stays a word."""
     out: list[str] = []
-    for w in _WORD.findall(
+    for run in _WORD.findall(
         plain_text(text).lower() if "<" in text or "&" in text else text.lower()
     ):
-        if w[0].isdigit() or w in stop:
-            continue
-        if _CJK.search(w):
-            chars = [c for c in w if c not in stop]
-            out.extend(chars[i] + chars[i + 1] for i in range(len(chars) - 1))
-            if len(chars) == 1:
-                out.append(chars[0])
-            continue
-        if len(w) > 1:
-            out.append(_stem(w))
+        parts = _SCRIPT_RUN.findall(run) if _CJK.search(run) else (run,)
+        for w in parts:
+            if w[0].isdigit() or w in stop:
+                continue
+            if _CJK.search(w):
+                chars = [c for c in w if c not in stop]
+                out.extend(chars[i] + chars[i + 1] for i in range(len(chars) - 1))
+                if len(chars) == 1:
+                    out.append(chars[0])
+                continue
+            w = w.strip("'’-")
+            if len(w) > 1:
+                out.append(_stem(w))
     return out
 
 

@@ -179,6 +179,7 @@ class ErasureResult:
     memberships: int = 0
     segments: int = 0
     recommendations: int = 0
+    drafts: int = 0
     uploads_removed: int = 0
     reports_redacted: int = 0
 
@@ -189,7 +190,7 @@ class ErasureResult:
         return (
             f"Customer #{self.customer_id} erased: {self.events:,} events, "
             f"{self.profiles:,} profiles, {self.memberships:,} segment memberships and "
-            f"{self.recommendations:,} recommendations removed; "
+            f"{self.recommendations:,} recommendations and {self.drafts:,} copy drafts removed; "
             f"{self.uploads_removed:,} uploaded files removed and "
             f"{self.reports_redacted:,} import reports redacted."
         )
@@ -348,6 +349,9 @@ def customer_erase(*, user, customer: Customer, scan: ErasureScan | None = None)
         # Recommendation lists computed for them (the reverse relation of the
         # recommendations app, which depends on this one, not the other way round).
         recommendations, _ = customer.recommendations.all().delete()
+        # Copy drafted for them (it may carry their first name), with its revisions and
+        # reviews: the copy studio's reverse relation, as above.
+        drafts = customer.drafts.all().delete()[1].get("copygen.Draft", 0)
         for segment_id, n in by_segment.items():
             Segment.objects.filter(pk=segment_id).update(size=Greatest(F("size") - n, Value(0)))
 
@@ -362,6 +366,7 @@ def customer_erase(*, user, customer: Customer, scan: ErasureScan | None = None)
                 memberships=removed,
                 segments=len(by_segment),
                 recommendations=recommendations,
+                drafts=drafts,
                 uploads_removed=files.uploads_removed,
                 reports_redacted=files.reports_redacted,
             )
@@ -375,6 +380,7 @@ def customer_erase(*, user, customer: Customer, scan: ErasureScan | None = None)
                     "memberships": removed,
                     "segments": len(by_segment),
                     "recommendations": recommendations,
+                    "drafts": drafts,
                     "uploads_removed": result.uploads_removed,
                     "reports_redacted": result.reports_redacted,
                 },

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from copygen.selectors import customer_drafts
 from marketing import charts, selectors
 from marketing.forms import CustomerFilterForm, ProductFilterForm
 from marketing.htmx import wants_partial
@@ -174,6 +175,10 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "sensitive_attributes": sensitive,
             "profiles": [_profile_view(customer, p) for p in profiles],
             **_recommendations_view(request, customer, profiles),
+            # The newest drafts written for this customer; None hides the section.
+            "drafts": customer_drafts(customer=customer)
+            if request.user.has_perm("copygen.view_draft")
+            else None,
         }
     )
     return render(request, "marketing/customer_detail.html", context)

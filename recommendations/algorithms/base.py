@@ -13,14 +13,17 @@ turns scores into top-k lists in memory-bounded blocks with already-seen items e
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from threadpoolctl import ThreadpoolController
 
 Progress = Callable[[int, int], None]
 
@@ -426,6 +429,19 @@ def _first_ties(
         if len(pending) == 0:
             break
     return np.concatenate(out_rows), np.concatenate(out_cols)
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> AbstractContextManager:
+    """Limit BLAS to one thread inside the ``with`` block: for many small products, where
+    threads only synchronise (several times slower on a busy machine). The loaded libraries
+    are scanned once per process — ``threadpool_limits`` rescans them on every call, which
+    takes 0.1 s in a process that has loaded many."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def normalized_columns(matrix: sparse.csr_matrix) -> sparse.csc_matrix:

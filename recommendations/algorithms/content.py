@@ -22,6 +22,7 @@ ranks obscure look-alikes as high as the best sellers; β > 0 tilts towards what
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -67,14 +68,29 @@ class ContentBased(VectorModel):
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
         texts = item_texts(data.item_features, data.n_items)
         self.item_vectors = normalize_rows(self._vectors(texts))
+        self._fit_history(data)
+        if on_progress is not None:
+            on_progress(1, 1)
+
+    def with_history(self, data: Dataset) -> ContentBased:
+        """A fitted copy for ``data`` — the same catalog with other purchases — that keeps
+        this model's item vectors (they come from the product texts alone) and learns only
+        the customers' profiles and the popularity prior."""
+        self._check_fitted()
+        if data.n_items != self.data.n_items:
+            raise ValueError("with_history needs the same catalog (item count differs)")
+        other = copy.copy(self)
+        other.data = data
+        other._fit_history(data)
+        return other
+
+    def _fit_history(self, data: Dataset) -> None:
         self._set_profiles(data, self.params["half_life_days"])
         binary = sparse.csr_matrix(data.matrix, copy=True)
         binary.data[:] = 1.0
         buyers = np.asarray(binary.sum(axis=0), dtype=np.float64).ravel()
         beta = float(self.params["popularity_exponent"])
         self.prior = np.power(1.0 + buyers, beta).astype(np.float32) if beta else None
-        if on_progress is not None:
-            on_progress(1, 1)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         scores = super()._score_block(users)

@@ -48,7 +48,7 @@ class RP3Beta(ItemItemModel):
     }
     space: ClassVar[dict[str, Any]] = {
         "alpha": ("float", 0.4, 1.2),
-        "beta": ("float", 0.2, 0.7),
+        "beta": ("float", 0.0, 0.7),
         "neighbors": ("int", 10, 200),
         "normalize": [True, False],
         "values": ["binary", "log1p"],
@@ -72,7 +72,9 @@ class RP3Beta(ItemItemModel):
 
 
 class P3Alpha(RP3Beta):
-    """RP3β without the popularity penalty (β = 0)."""
+    """RP3β without the popularity penalty (β = 0) and, as Cooper et al.'s walk, without
+    time decay by default (not registered on its own: rp3beta's space includes β = 0; the
+    ranker may generate candidates with it)."""
 
     name = "p3alpha"
     defaults: ClassVar[dict[str, Any]] = {
@@ -80,6 +82,7 @@ class P3Alpha(RP3Beta):
         "alpha": 1.0,
         "beta": 0.0,
         "neighbors": 20,
+        "half_life_days": None,
     }
     space: ClassVar[dict[str, Any]] = {k: v for k, v in RP3Beta.space.items() if k != "beta"}
 

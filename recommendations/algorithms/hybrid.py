@@ -29,7 +29,8 @@ Fallbacks, per customer and per item:
 Explanations: ``explain_component`` names the component that contributed most to an item's
 score and returns that component's own explanation (history items); ``explain`` is its
 list part (the `Recommender` interface). ``reason_for`` turns it into a structured reason
-for the product's texts ("because you bought X and Y", "popular in Germany").
+in the vocabulary of `reasons` (so `recommendations.reason_text` renders every kind it
+returns: "because you bought X and Y", "popular with Germany customers").
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from scipy import sparse
 
 from . import linear
+from . import reasons as kinds
 from .base import Dataset, Progress, Recommender
 from .content import TEXT_COLUMNS, ContentTfidf, tokenize
 from .embeddings import Prod2Vec
@@ -50,12 +52,13 @@ from .popular import RecentPopular, SegmentPopular
 COLLABORATIVE_FALLBACKS = ("ease", "rp3beta", "item_knn_cosine")
 PERSONAL = ("collaborative", "prod2vec")
 BOOSTED = ("content", "popular")
+# The kinds `Hybrid.reason_for` returns: a subset of `reasons.KINDS`.
 REASON_KINDS = (
-    "bought_together",
-    "similar_to",
-    "popular_segment",
-    "popular_recent",
-    "new_in_category",
+    kinds.BOUGHT_TOGETHER,
+    kinds.SIMILAR_TO,
+    kinds.POPULAR_SEGMENT,
+    kinds.NEW_ARRIVAL,
+    kinds.POPULAR,
 )
 
 
@@ -217,30 +220,32 @@ class Hybrid(Recommender):
         return self.explain_component(user, item, n)[1]
 
     def reason_for(self, user: int, item: int, n: int = 2) -> dict[str, Any]:
-        """A structured reason for recommending ``item`` to ``user``.
+        """A structured reason for recommending ``item`` to ``user`` (kinds of `reasons`).
 
         kind: "bought_together" (a collaborative component; items = the history items that
         support it), "similar_to" (content: items = history items with similar text),
         "popular_segment" (no history, segment best sellers; segment = its label),
-        "popular_recent" (popularity), "new_in_category" (a product without sales, scored
-        by content; category = its category or head noun, items = similar history items).
+        "new_arrival" (a product without sales, scored by content; category = its category
+        or head noun, items = similar history items), "popular" (popularity).
         component: the blend component (or "fallback"). buyers: distinct buyers of the
-        item in training (in the customer's segment for "popular_segment").
+        item in training (in the customer's segment for "popular_segment"); days: None,
+        as the counts cover all of training, not a recent window.
         """
         self._check_fitted()
         column = self.data.matrix[:, [item]]
         out: dict[str, Any] = {
-            "kind": "popular_recent",
+            "kind": kinds.POPULAR,
             "items": [],
             "component": "fallback",
             "buyers": int(column.nnz),
+            "days": None,
         }
         if self.history[user] == 0:
             if isinstance(self.fallback, SegmentPopular):
                 code = self.fallback.user_segment[user]
                 peers = self.fallback.user_segment == code
                 out.update(
-                    kind="popular_segment",
+                    kind=kinds.POPULAR_SEGMENT,
                     segment=str(self.fallback.segments[code]),
                     buyers=int(column[peers].nnz),
                 )
@@ -248,7 +253,7 @@ class Hybrid(Recommender):
         if self.new_items[item] and "content" in self.components:
             items = self.components["content"].explain(user, item, n)
             out.update(
-                kind="new_in_category",
+                kind=kinds.NEW_ARRIVAL,
                 component="content",
                 items=[h for h, _ in items],
                 category=self._category(item),
@@ -262,7 +267,7 @@ class Hybrid(Recommender):
                 return out
             items = self.components[role].explain(user, item, n)
             if items:
-                kind = "similar_to" if role == "content" else "bought_together"
+                kind = kinds.SIMILAR_TO if role == "content" else kinds.BOUGHT_TOGETHER
                 out.update(kind=kind, component=role, items=[h for h, _ in items])
                 return out
         return out

@@ -34,9 +34,8 @@ from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits
 
-from .base import Dataset, Progress, Recommender, TopK, topk_rows
+from .base import Dataset, Progress, Recommender, TopK, one_blas_thread, topk_rows
 
 # Nonzeros per chunk of the CG solve: the chunk's gathered factors (nnz × f float32, 4 MB at
 # f = 64) and temporaries stay in the L2/L3 caches.
@@ -60,7 +59,7 @@ def worker_count() -> int:
 @contextmanager
 def _parallel(workers: int):
     """A ``map`` over a thread pool with BLAS single-threaded inside (no oversubscription)."""
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         if workers <= 1:
             yield lambda fn, args: list(map(fn, args))
         else:
@@ -342,7 +341,7 @@ class ALS(FactorModel):
         x = (rng.standard_normal((data.n_users, f)) * 0.01).astype(np.float32)
         y = (rng.standard_normal((data.n_items, f)) * 0.01).astype(np.float32)
         workers = worker_count()
-        with threadpool_limits(1, "blas"):
+        with one_blas_thread():
             for it in range(iterations):
                 x = least_squares_cg(cu, y, x, lam, steps, workers)
                 y = least_squares_cg(ci, x, y, lam, steps, workers)
@@ -420,7 +419,7 @@ class BPR(FactorModel):
         y = np.zeros((n_items, f + 1), dtype=np.float32)
         y[:, :f] = rng.standard_normal((n_items, f)) * 0.1
         nnz = len(pos_items)
-        with threadpool_limits(1, "blas"):
+        with one_blas_thread():
             for epoch in range(epochs if nnz else 0):
                 order = rng.permutation(nnz)
                 users, items = pos_users[order], pos_items[order]

@@ -4,15 +4,17 @@ embedding and context features.
 Two stages. A candidate generator (any registered recommender, by name; RP3β by default,
 whose candidates re-rank best on Online Retail; ``"copurchase"`` or a name not registered =
 the built-in popular + co-purchase generator) proposes ``n_candidates`` items per customer.
-An MLP (scikit-learn ``MLPClassifier``, two ReLU layers, standardised inputs) estimates the
+An MLP (`mlp.BinaryMLP`, two ReLU layers, standardised inputs) estimates the
 probability that the customer buys each candidate next, and the candidates are sorted by
 it. Items outside the candidate list keep the generator's order below every candidate.
 
 Features of a (customer, candidate) pair (`FEATURES`):
   generator score (scaled by the customer's best) and log rank; PureSVD embedding dot
   product (truncated SVD of the row-normalised purchase matrix); TF-IDF content cosine of
-  the item with the customer's text profile (0 without item text); mean co-purchase cosine
-  with the customer's last basket; item popularity (log buyers, log time-decayed sales,
+  the item with the customer's text profile (0 without item text); the mean affinity of the
+  customer's last basket's items to the candidate in the generator's own item × item matrix
+  (RP3β's walk, EASE's weights; the pruned co-purchase cosine for other generators); item
+  popularity (log buyers, log time-decayed sales,
   share in the customer's segment); item age (log days since first sale, "new" flag);
   customer's share of purchases in the item's category (the ``category`` feature, else the
   last word of the title — the head noun of English product names, "… T-LIGHT HOLDER");
@@ -29,22 +31,19 @@ all the training data for scoring; the MLP is kept. Deterministic for a seed.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from . import linear
-from .base import Dataset, Progress, Recommender, topk_rows
+from .base import Dataset, Progress, Recommender, one_blas_thread, topk_rows
 from .content import ContentTfidf, tokenize
-from .graph import RP3Beta
+from .graph import P3Alpha, RP3Beta
 from .linear import EASE
-from .neighbors import item_similarity
+from .mlp import BinaryMLP
+from .neighbors import ItemItemModel, item_similarity
 from .popular import SegmentPopular
 from .vectors import NS_PER_DAY, normalize_rows
 
@@ -107,16 +106,27 @@ class CoPurchase(Recommender):
 
 
 def make_generator(name: str, seed: int, n_items: int | None = None) -> Recommender:
-    """The registered recommender ``name`` (looked up lazily), else CoPurchase. EASE above
-    `linear.AUTO_MAX_ITEMS` items (``n_items``) becomes rp3beta: its dense item matrix."""
+    """The registered recommender ``name`` (looked up lazily) or "p3alpha" (`graph.P3Alpha`,
+    not registered on its own), else CoPurchase. EASE above `linear.AUTO_MAX_ITEMS` items
+    (``n_items``) becomes rp3beta: its dense item matrix."""
     from .registry import ALGORITHMS  # late: the registry imports this module
 
-    cls = ALGORITHMS.get(name)
+    cls = ALGORITHMS.get(name) or {P3Alpha.name: P3Alpha}.get(name)
     if cls is EASE and n_items is not None and not linear.ease_allowed(n_items):
         cls = ALGORITHMS.get(RP3Beta.name, RP3Beta)
     if cls is None or cls is NeuralRanker or name == CoPurchase.name:
         return CoPurchase(seed=seed)
     return cls(seed=seed)
+
+
+def generator_item_matrix(generator: Recommender) -> sparse.csr_matrix | np.ndarray | None:
+    """The item × item matrix an item-based generator scores with (history item → candidate:
+    RP3β's walk, EASE's weights, item-kNN's similarities; CoPurchase's cosine), else None."""
+    if isinstance(generator, ItemItemModel):
+        return generator.item_matrix
+    if isinstance(generator, CoPurchase):
+        return generator.similarity
+    return None
 
 
 def holdout_last_day(data: Dataset) -> tuple[Dataset, sparse.csr_matrix]:
@@ -179,7 +189,21 @@ def item_categories(features: pd.DataFrame | None, n_items: int) -> np.ndarray:
 class Context:
     """Everything the features need, computed once from one Dataset."""
 
-    def __init__(self, data: Dataset, *, factors: int, recent_days: float, seed: int) -> None:
+    def __init__(
+        self,
+        data: Dataset,
+        *,
+        factors: int,
+        recent_days: float,
+        seed: int,
+        basket_matrix: sparse.csr_matrix | np.ndarray | None = None,
+        items_from: Context | None = None,
+    ) -> None:
+        """basket_matrix: items × items affinity of a history item to a candidate for the
+        last-basket feature — the generator's own item matrix when it has one (no second
+        item×item fit); default the pruned co-purchase cosine (`copurchase_matrix`).
+        items_from: a Context of the same catalog whose features of the products alone
+        (prices, categories, text vectors) are reused instead of computed again."""
         n_users, n_items = data.matrix.shape
         binary = sparse.csr_matrix(data.matrix, dtype=np.float32, copy=True)
         binary.eliminate_zeros()
@@ -204,14 +228,16 @@ class Context:
         # An item never sold is new too (age 0).
         self.is_new = (item_age < NEW_ITEM_DAYS).astype(np.float64)
         features = data.item_features
-        price = (
-            pd.to_numeric(features.reindex(range(n_items))["price"], errors="coerce").to_numpy()
-            if features is not None and "price" in features
-            else np.full(n_items, np.nan)
-        )
-        price = np.where(price > 0, price, np.nan)
-        self.log_price = np.log(price)
-        self.category = item_categories(features, n_items)
+        if items_from is not None:
+            self.log_price, self.category = items_from.log_price, items_from.category
+        else:
+            price = (
+                pd.to_numeric(features.reindex(range(n_items))["price"], errors="coerce")
+                if features is not None and "price" in features
+                else pd.Series(np.nan, index=range(n_items))
+            ).to_numpy(dtype=np.float64)
+            self.log_price = np.log(np.where(price > 0, price, np.nan))
+            self.category = item_categories(features, n_items)
 
         # Users: history size, baskets, recency, median price, category shares.
         self.log_user_items = np.log1p(np.diff(binary.indptr).astype(np.float64))
@@ -249,19 +275,22 @@ class Context:
         self.last_basket.sum_duplicates()
         self.last_basket.data[:] = 1.0
         self.last_basket = sparse.csr_matrix(normalize_l1(self.last_basket), dtype=np.float32)
-        self.copurchase = copurchase_matrix(binary)  # items × items, pruned
+        self.basket_matrix = copurchase_matrix(binary) if basket_matrix is None else basket_matrix
 
         # Embeddings: PureSVD of the row-normalised purchase matrix.
         rows = normalize_rows(binary)
         k = max(1, min(factors, min(n_users, n_items) - 1))
         svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed)
-        svd.fit(rows)
+        with one_blas_thread():  # thin matrices: threads only synchronise
+            svd.fit(rows)
         self.item_factors = svd.components_.astype(np.float32)  # k × items
         self.user_factors = np.asarray(rows @ self.item_factors.T, dtype=np.float32)
 
         # Text profile (TF-IDF) and segment popularity.
         self.content = None
-        if features is not None and any(c in features for c in ("title", "description")):
+        if items_from is not None and items_from.content is not None:
+            self.content = items_from.content.with_history(data)
+        elif features is not None and any(c in features for c in ("title", "description")):
             self.content = ContentTfidf(seed=seed).fit(data)
         self.segment = None
         if data.user_features is not None and "segment" in data.user_features:
@@ -284,7 +313,8 @@ class Context:
         if self.content is not None:
             text = self.content.scores(users)
             out[:, 3] = np.take_along_axis(text, cands, axis=1).ravel()
-        basket = (self.last_basket[users] @ self.copurchase).toarray()
+        basket = self.last_basket[users] @ self.basket_matrix
+        basket = basket.toarray() if sparse.issparse(basket) else np.asarray(basket)
         out[:, 4] = np.take_along_axis(basket, cands, axis=1).ravel()
         out[:, 5] = self.log_buyers[i]
         out[:, 6] = self.log_recent[i]
@@ -333,10 +363,15 @@ def candidates(
 class NeuralRanker(Recommender):
     """MLP re-ranking of a generator's candidates; see the module docstring.
 
-    candidates: the generator's registered name. n_candidates: list length re-ranked.
-    hidden: width of the first hidden layer (the second is half). alpha: L2 penalty.
-    max_train_users: customers sampled for training. factors: SVD embedding size.
-    recent_days: half-life of the "recent sales" popularity.
+    candidates: the generator's registered name (or "p3alpha"). n_candidates: list length
+    re-ranked. hidden: width of the first hidden layer (the second is half). alpha: L2
+    penalty. learning_rate, batch_size, max_iter (epochs): the MLP's training.
+    max_train_users: customers sampled for training. negatives: the share of their
+    non-bought candidates kept as training rows (all positives are kept): about 3 % of the
+    candidates are bought, and a quarter of the rest teaches the MLP as much at a quarter of
+    the cost — subsampling negatives shifts a logistic model's scores by a constant, which
+    leaves each customer's order alone. factors: SVD embedding size. recent_days: half-life
+    of the "recent sales" popularity.
     """
 
     name = "ranker"
@@ -347,12 +382,14 @@ class NeuralRanker(Recommender):
         "alpha": 1e-4,
         "learning_rate": 1e-3,
         "max_iter": 30,
+        "batch_size": 512,
         "max_train_users": 2000,
+        "negatives": 0.25,
         "factors": 32,
         "recent_days": 30.0,
     }
     space = {
-        "candidates": ["item_knn_cosine", "rp3beta", "ease"],
+        "candidates": ["item_knn_cosine", "rp3beta", "p3alpha", "ease"],
         "n_candidates": [50, 100, 200],
         "hidden": [16, 32, 64],
         "alpha": ("log", 1e-5, 1e-2),
@@ -362,12 +399,16 @@ class NeuralRanker(Recommender):
     }
     needs = ("events",)
 
-    def _context(self, data: Dataset) -> Context:
+    def _context(
+        self, data: Dataset, generator: Recommender, items_from: Context | None = None
+    ) -> Context:
         return Context(
             data,
             factors=int(self.params["factors"]),
             recent_days=float(self.params["recent_days"]),
             seed=self.seed,
+            basket_matrix=generator_item_matrix(generator),
+            items_from=items_from,
         )
 
     def _fit(self, data: Dataset, on_progress: Progress | None) -> None:
@@ -380,9 +421,10 @@ class NeuralRanker(Recommender):
             users = np.sort(rng.choice(users, size=int(p["max_train_users"]), replace=False))
         self.training_users = len(users)
         x_parts, y_parts = [], []
+        context = None
         if len(users):
             generator = make_generator(p["candidates"], self.seed, data.n_items).fit(inner)
-            context = self._context(inner)
+            context = self._context(inner, generator)
             for start in range(0, len(users), BLOCK_USERS):
                 block = users[start : start + BLOCK_USERS]
                 _, items, scores = candidates(generator, block, inner.matrix, n_cand)
@@ -391,36 +433,35 @@ class NeuralRanker(Recommender):
                 x_parts.append(context.features(block, items, scores)[valid])
                 hit = np.asarray(targets[block[:, None], items].todense()).ravel() > 0
                 y_parts.append(hit[valid])
-            del generator, context
+            del generator
         if on_progress is not None:
             on_progress(1, 3)
         x = np.concatenate(x_parts) if x_parts else np.zeros((0, len(FEATURES)), np.float32)
         y = np.concatenate(y_parts) if y_parts else np.zeros(0, bool)
-        self.positives = int(y.sum())
+        if float(p["negatives"]) < 1.0:
+            keep = y | (rng.random(len(y)) < float(p["negatives"]))
+            x, y = x[keep], y[keep]
+        self.positives, self.training_rows = int(y.sum()), len(y)
         self.scaler = StandardScaler().fit(x) if len(x) else None
         if self.positives >= 5 and self.positives < len(y):
-            self.mlp = MLPClassifier(
-                hidden_layer_sizes=(int(p["hidden"]), max(2, int(p["hidden"]) // 2)),
+            # Early stopping would watch a held-out loss that on ~3 % positives stops at
+            # once; the fixed budget of epochs and the L2 penalty regularise instead.
+            self.mlp = BinaryMLP(
+                hidden=(int(p["hidden"]), max(2, int(p["hidden"]) // 2)),
                 alpha=float(p["alpha"]),
-                learning_rate_init=float(p["learning_rate"]),
-                batch_size=512,
-                max_iter=int(p["max_iter"]),
-                # Early stopping would watch accuracy, which on ~3 % positives
-                # stops at once; the fixed budget and the L2 penalty regularise instead.
-                early_stopping=False,
-                tol=1e-5,
-                random_state=self.seed,
-            )
-            with warnings.catch_warnings():
-                # Hitting max_iter is the plan, not a failure.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                self.mlp.fit(self.scaler.transform(x), y)
+                learning_rate=float(p["learning_rate"]),
+                batch_size=int(p["batch_size"]),
+                epochs=int(p["max_iter"]),
+                seed=self.seed,
+            ).fit(self.scaler.transform(x), y)
         else:
             self.mlp = None  # too little signal: keep the generator's order
         if on_progress is not None:
             on_progress(2, 3)
         self.generator = make_generator(p["candidates"], self.seed, data.n_items).fit(data)
-        self.context = self._context(data)
+        # The products' own features (prices, categories, text) are the same as inside.
+        self.context = self._context(data, self.generator, items_from=context)
+        del context
         if on_progress is not None:
             on_progress(3, 3)
 
@@ -443,7 +484,7 @@ class NeuralRanker(Recommender):
             return scores
         items, top = _fill(items, top)
         x = self.context.features(users, items, top)
-        prob = self.mlp.predict_proba(self.scaler.transform(x))[:, 1].astype(np.float32)
+        prob = self.mlp.predict_proba(self.scaler.transform(x))
         prob = prob.reshape(items.shape)
         valid = np.isfinite(top)
         rows = np.repeat(np.arange(len(users)), items.shape[1]).reshape(items.shape)

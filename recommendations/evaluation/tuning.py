@@ -11,6 +11,15 @@ Protocol of ``compare``:
 4. refit the best parameters on the full train; score the test lists (fit_s, score_s);
 5. ``best`` = the highest test metric — for the report only. The product's automatic choice
    is ``select_best``, which looks at validation scores only, so test never steers a choice.
+
+Selection (``select_best``) is cost-aware, by the one-standard-error rule (Breiman et al.,
+*Classification and Regression Trees*, 1984; Hastie et al., *The Elements of Statistical
+Learning*, §7.10): the model with the best validation score is the reference; a model whose
+mean per-customer shortfall against it, on the same validation customers, is within one
+standard error of that paired difference is as good as the data can tell; among those the
+cheapest to fit and score on validation is chosen. A neural re-ranker that beats a graph
+walk by less than the validation noise, at twenty times its cost, is not chosen — a real
+lead, larger than the noise, still is.
 """
 
 from __future__ import annotations
@@ -48,7 +57,9 @@ class Trial:
 @dataclass(frozen=True)
 class SearchResult:
     """best_params: the parameters to refit with (constructor keyword arguments; {} =
-    defaults), or None when every trial failed. trials: in order, defaults first."""
+    defaults), or None when every trial failed. trials: in order, defaults first.
+    users / best_per_user: the validation users scored and the best trial's metric for
+    each of them (for `select_best`'s paired comparison; None when not recorded)."""
 
     algorithm: str
     metric: str
@@ -56,6 +67,20 @@ class SearchResult:
     best_score: float
     trials: list[Trial]
     elapsed_s: float
+    users: np.ndarray | None = field(default=None, repr=False)
+    best_per_user: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def best_trial(self) -> Trial | None:
+        """The trial best_params come from (the first of ties), None if all failed."""
+        scored = [t for t in self.trials if not math.isnan(t.score)]
+        return max(scored, key=lambda t: t.score) if scored else None
+
+    @property
+    def cost_s(self) -> float:
+        """Fit + scoring seconds of the best trial on validation (NaN when unknown)."""
+        best = self.best_trial
+        return best.fit_s + best.score_s if best is not None else float("nan")
 
 
 def missing_needs(algorithm_cls: type[Recommender], split: EvalSplit) -> list[str]:
@@ -79,11 +104,12 @@ def _run_trial(
     metric: str,
     seed: int,
     reraise: tuple[type[BaseException], ...] = (),
-) -> Trial:
-    """One fit + score. Any error of the model (gensim's RuntimeError on an empty
-    vocabulary, a LinAlgError, …) fails only this trial, recorded with its message;
-    ``reraise`` lists exceptions that must stop the search instead (a caller's time limit:
-    the core cannot name Celery's SoftTimeLimitExceeded, which is an Exception)."""
+) -> tuple[Trial, np.ndarray | None]:
+    """One fit + score: (the trial, its metric per user — None when it failed). Any error
+    of the model (gensim's RuntimeError on an empty vocabulary, a LinAlgError, …) fails
+    only this trial, recorded with its message; ``reraise`` lists exceptions that must stop
+    the search instead (a caller's time limit: the core cannot name Celery's
+    SoftTimeLimitExceeded, which is an Exception)."""
     at = metric_k(metric)
     try:
         started = time.perf_counter()
@@ -92,18 +118,18 @@ def _run_trial(
         if algorithm_cls.recommends_seen:
             top = model.recommend(users, max(k, at), exclude=False)
             scored = time.perf_counter()
-            value = score_buy_again(top.items, split, users, k_values=(at,)).metrics[metric]
+            result = score_buy_again(top.items, split, users, k_values=(at,))
         else:
             top = model.recommend(users, max(k, at))
             scored = time.perf_counter()
-            value = score_lists(top.items, split, users, k_values=(at,), beyond=False).metrics[
-                metric
-            ]
+            result = score_lists(top.items, split, users, k_values=(at,), beyond=False)
     except Exception as error:
         if reraise and isinstance(error, reraise):
             raise
-        return Trial(dict(params), float("nan"), 0.0, 0.0, f"{type(error).__name__}: {error}")
-    return Trial(dict(params), value, fitted - started, scored - fitted)
+        failed = Trial(dict(params), float("nan"), 0.0, 0.0, f"{type(error).__name__}: {error}")
+        return failed, None
+    trial = Trial(dict(params), result.metrics[metric], fitted - started, scored - fitted)
+    return trial, result.per_user.get(metric)
 
 
 def random_search(
@@ -141,6 +167,7 @@ def random_search(
     users = _sample_users(pool, max_users, seed)
     started = time.perf_counter()
     trials: list[Trial] = []
+    best_per_user: np.ndarray | None = None  # of the best trial so far
     seen: set[str] = set()
     candidate: dict[str, Any] | None = {}
     repeats = 0
@@ -151,9 +178,13 @@ def random_search(
         else:
             repeats = 0
             seen.add(key)
-            trials.append(
-                _run_trial(algorithm_cls, candidate, split, users, k, metric, seed, reraise)
+            trial, per_user = _run_trial(
+                algorithm_cls, candidate, split, users, k, metric, seed, reraise
             )
+            leader = max((t.score for t in trials if not math.isnan(t.score)), default=None)
+            if not math.isnan(trial.score) and (leader is None or trial.score > leader):
+                best_per_user = per_user
+            trials.append(trial)
             if on_progress is not None:
                 elapsed = time.perf_counter() - started
                 on_progress(min(int(elapsed), int(budget_s)), int(budget_s))
@@ -177,6 +208,8 @@ def random_search(
         best_score=best.score if best else float("nan"),
         trials=trials,
         elapsed_s=time.perf_counter() - started,
+        users=users,
+        best_per_user=best_per_user,
     )
 
 
@@ -231,6 +264,7 @@ class ModelResult:
             validation={
                 "metric": self.search.metric,
                 "score": _json_float(self.search.best_score),
+                "cost_s": _json_float(self.search.cost_s),
                 "trials": len(self.search.trials),
                 "search_s": round(self.search.elapsed_s, 3),
                 "failed_trials": sum(t.error is not None for t in self.search.trials),
@@ -287,15 +321,51 @@ class Comparison:
         return out
 
 
-def select_best(results: Sequence[ModelResult] | Any) -> str | None:
-    """The model to use in production: the highest VALIDATION score (never test). Ties go
-    to the first model in the given order."""
-    best_name, best_score = None, -math.inf
-    for result in results:
-        score = result.search.best_score
-        if not math.isnan(score) and score > best_score:
-            best_name, best_score = result.name, score
-    return best_name
+def select_best(results: Sequence[ModelResult] | Any, *, se_rule: float = 1.0) -> str | None:
+    """The model to use in production, from VALIDATION scores only (never test): the
+    cheapest model whose validation score is not worse than the best one's by more than
+    ``se_rule`` standard errors (the one-standard-error rule; see the module docstring).
+
+    For each model, d = best's per-user metric − its per-user metric on the same
+    validation users; it qualifies when mean(d) ≤ se_rule · std(d) / √n. Among the
+    qualifying models the lowest validation cost (`SearchResult.cost_s`: fit + scoring
+    of the best trial) wins; ties, and models without per-user scores or costs, go to the
+    higher validation score, then to the first in the given order. se_rule=0 picks the
+    highest validation score."""
+    results = [r for r in results if not math.isnan(r.search.best_score)]
+    if not results:
+        return None
+    leader = max(results, key=lambda r: r.search.best_score)  # the first of ties
+    order = {id(r): i for i, r in enumerate(results)}
+    qualifying = [r for r in results if r is leader or _within_noise(r, leader, se_rule)]
+
+    def preference(result: ModelResult) -> tuple[float, float, int]:
+        cost = result.search.cost_s
+        return (
+            cost if not math.isnan(cost) else math.inf,
+            -result.search.best_score,
+            order[id(result)],
+        )
+
+    return min(qualifying, key=preference).name
+
+
+def _within_noise(result: ModelResult, leader: ModelResult, se_rule: float) -> bool:
+    """Whether ``result``'s validation shortfall against ``leader`` is within se_rule
+    standard errors of the paired per-user difference (False without comparable data)."""
+    ours, theirs = result.search, leader.search
+    if se_rule <= 0 or math.isnan(ours.cost_s) or math.isnan(theirs.cost_s):
+        return False
+    if ours.best_per_user is None or theirs.best_per_user is None:
+        return False
+    if ours.users is None or theirs.users is None or not np.array_equal(ours.users, theirs.users):
+        return False
+    diff = np.asarray(theirs.best_per_user, np.float64) - np.asarray(ours.best_per_user, np.float64)
+    diff = diff[~np.isnan(diff)]
+    if len(diff) < 2:
+        return False
+    se = float(diff.std(ddof=1)) / math.sqrt(len(diff))
+    return float(diff.mean()) <= se_rule * se
 
 
 def compare(

@@ -252,7 +252,8 @@ class _CappedFile:
         self.fh, self.limit, self.size = fh, limit, 0
 
     def write(self, data) -> int:
-        self.size += len(data)
+        # Protocol 5 hands large arrays over as PickleBuffer, which has no len().
+        self.size += memoryview(data).nbytes
         if self.size > self.limit:
             raise ArtifactTooLarge()
         return self.fh.write(data)

@@ -4,8 +4,9 @@
 per catalog). The job's task runs `model_run_run`:
 
 1. **Train.** Read the purchases (COPY on PostgreSQL), compare the chosen algorithms (or
-   all registered ones) on a validation split within the time budget, select the best by
-   its *validation* score (`select_best`, never test), refit it — and a BuyAgain model —
+   all registered ones) on a validation split within the time budget, select by
+   *validation* scores only (`select_best`: the cheapest model within one standard error
+   of the best, never test), refit it — and a BuyAgain model —
    on ALL purchases, and pickle them with what scoring needs (the artifact, under
    DATA_DIR/models: every worker must see the same DATA_DIR). The customers are cut into
    `ModelRunBatch` rows of RECOMMENDATION_BATCH_SIZE.
@@ -488,7 +489,7 @@ def _fit_final(selected: str | None, comparison: Comparison, names: list[str], d
     if selected is not None:
         params = dict(comparison.models[selected].params)
         model = ALGORITHMS[selected](seed=0, **params).fit(dataset)
-        return model, selected, params, "best validation score"
+        return model, selected, params, _selection_note(selected, comparison)
     for name in [*names, FALLBACK_ALGORITHM]:
         cls = ALGORITHMS[name]
         try:
@@ -501,6 +502,19 @@ def _fit_final(selected: str | None, comparison: Comparison, names: list[str], d
         note = "too little history to validate the algorithms; used defaults"
         return model, name, dict(model.params), note
     raise ModelRunError("No algorithm could be fitted on this catalog's purchases.")
+
+
+def _selection_note(selected: str, comparison: Comparison) -> str:
+    """Why `select_best` chose ``selected``: the best validation score, or as good as the
+    best within the validation noise and cheaper."""
+    scores = {name: result.search.best_score for name, result in comparison.models.items()}
+    leader = max((n for n in scores if not math.isnan(scores[n])), key=scores.get)
+    if scores[selected] >= scores[leader]:
+        return "best validation score"
+    return (
+        f"within one standard error of the best validation score ({leader}) and cheaper "
+        "to fit and score"
+    )
 
 
 def _fit_buy_again(comparison: Comparison, dataset) -> BuyAgain | None:

@@ -144,6 +144,14 @@ def traffic(page) -> BrowserTraffic:
     return BrowserTraffic(page)
 
 
+def log_out(page) -> None:
+    """Log out and wait until the login page has loaded (a navigation started before then
+    would abort the redirect, which the traffic checks count as a failed request)."""
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(lambda url: "/accounts/login/" in url)
+    page.wait_for_load_state("load")
+
+
 def login(page, username: str, password: str) -> None:
     page.goto("/accounts/login/")
     page.fill("input[name=username]", username)

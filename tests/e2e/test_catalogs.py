@@ -8,15 +8,10 @@ import pytest
 from playwright.sync_api import expect
 
 from marketing.models import Catalog, Product
-from tests.e2e.conftest import login
+from tests.e2e.conftest import log_out, login
 from tests.factories import CatalogFactory, ProductFactory
 
 pytestmark = pytest.mark.e2e
-
-
-def _log_out(page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    page.wait_for_url(re.compile(r"/accounts/login/"))
 
 
 def test_marketer_cannot_delete_catalog(page, marketer, admin_user):
@@ -31,7 +26,7 @@ def test_marketer_cannot_delete_catalog(page, marketer, admin_user):
     assert Catalog.objects.filter(pk=catalog.pk).exists()
     assert Product.objects.filter(catalog=catalog).count() == 2
     page.goto("/catalogs/")
-    _log_out(page)
+    log_out(page)
 
     login(page, "alice", "pw-alice")
     page.goto(f"/catalogs/{catalog.pk}/")

@@ -77,8 +77,12 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self, *, pool: str = "solo") -> None:
-        """Start the worker; pool="prefork" runs tasks in one child process (as production)."""
+    def start(
+        self, *, pool: str = "solo", module: str = "celery", env: dict[str, str] | None = None
+    ) -> None:
+        """Start the worker; pool="prefork" runs tasks in one child process (as production).
+        module: what `python -m` runs with the celery arguments (a wrapper that patches the
+        worker before starting it); env: variables added to `worker_env()`."""
         self.starts += 1
         log = (self.log_dir / f"worker-{self.starts}.log").open("wb")
         pool_args = ["--pool", pool] + (["--concurrency", "1"] if pool == "prefork" else [])
@@ -86,7 +90,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "celery",
+                module,
                 "-A",
                 "marketing",
                 "worker",
@@ -100,7 +104,7 @@ class WorkerProcess:
                 f"test{self.starts}@%h",
             ],
             cwd=ROOT,
-            env=worker_env(),
+            env={**worker_env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

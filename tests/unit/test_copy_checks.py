@@ -528,3 +528,26 @@ def test_check_variant_reports_each_planted_failure():
 def test_unknown_channel():
     v = Variant("fax", "en", "friendly", {"text": "hi"}, ())
     assert only(check_variant(v, [SHEET], Brief("fax"))).check == "required"
+
+
+def test_phrase_index_finds_titles_sharing_a_first_word_and_one_word_titles():
+    titles = [f"Set of {n} Cake Tins" for n in range(2, 40)] + ["Set of 3 Jars", "Doormat"]
+    index = PhraseIndex(titles)
+    text = "Meet the Set of 3 Jars, next to our doormat and the set of 12 cake tins."
+    assert index.find(text) == ["Set of 3 Jars", "Doormat", "Set of 12 Cake Tins"]
+    assert index.find("A set of jars.") == []
+
+
+def test_language_ignores_a_product_name_shortened_to_fit():
+    sheet = fact_sheet(
+        {
+            "id": "t1",
+            "title": "Cotton Tote with a Very Long Name That Goes On and On About the Bag",
+            "price": "12",
+        },
+        currency="EUR",
+    )
+    short = "Cotton Tote with a Very Long Name That Goes"
+    v = Variant("push", "zh", "friendly", {"title": short, "body": f"为你推荐{short}。"}, ("t1",))
+    brief = Brief(channel="push", locale="zh")
+    assert check_language(v, brief, [sheet])[0].ok

@@ -143,3 +143,35 @@ def test_interest_matcher_word2vec_and_fallback():
     assert s[0] > s[1]
     again = InterestMatcher(corpus, seed=0, min_vocab=5)
     assert again.match(["wool"], ["knit"]).tolist() == m.match(["wool"], ["knit"]).tolist()
+
+
+def test_interest_scores_for_many_texts_equal_the_pairwise_similarity():
+    import numpy as np
+
+    corpus = [
+        "soft wool scarf warm winter knit",
+        "merino wool jumper warm knit winter",
+        "ceramic coffee mug kitchen tea",
+        "stoneware tea cup kitchen coffee",
+    ] * 60
+    m = InterestMatcher(corpus, seed=0, min_vocab=5)
+    interests = ["winter knitwear", "wool", "coffee"]
+    texts = ["merino wool jumper", "coffee mug", "tea cup", "unknown words", "", "wool scarf"]
+    weights = np.array([1 / (1 + 0.5 * r) for r in range(3)])
+    weights /= weights.sum()
+    pairwise = sum(
+        w * np.array([m.similarity(i, t) for t in texts])
+        for w, i in zip(weights, interests, strict=True)
+    )
+    assert np.allclose(m.score_texts(interests, texts), pairwise)
+    assert np.allclose(m.score_texts(interests, texts[:2]), pairwise[:2])
+
+
+def test_a_latin_word_inside_chinese_text_stays_a_word():
+    from copygen.engine.text import tokens
+
+    assert "linen" in tokens("为你推荐Linen Dress，售价US$29.00。")
+    assert tokens("为喜欢Sweaters的你精选") == ["为喜", "喜欢", "sweater", "精选"]
+    m = InterestMatcher(["linen dress summer", "wool scarf winter"] * 30, seed=0, min_vocab=5)
+    copy = "为你推荐Linen Dress。"
+    assert m.similarity("linen", copy) > m.similarity("wool", copy)

@@ -9,10 +9,13 @@ import pytest
 from scipy import sparse
 
 from recommendations.algorithms.base import Dataset
+from recommendations.algorithms.graph import P3Alpha
 from recommendations.algorithms.hybrid import REASON_KINDS, Hybrid, minmax_rows
+from recommendations.algorithms.mlp import BinaryMLP
 from recommendations.algorithms.popular import MostPopular
 from recommendations.algorithms.ranker import (
     FEATURES,
+    Context,
     CoPurchase,
     NeuralRanker,
     holdout_last_day,
@@ -89,6 +92,44 @@ def test_ranker_uses_a_registered_generator_by_name():
     data, _ = planted(n_users=60)
     model = NeuralRanker(candidates="rp3beta").fit(data)
     assert type(model.generator) is ALGORITHMS["rp3beta"]
+    # Its last-basket feature reads the generator's own item matrix (no second item fit).
+    assert model.context.basket_matrix is model.generator.item_matrix
+    p3 = NeuralRanker(candidates="p3alpha").fit(data)
+    assert type(p3.generator) is P3Alpha and p3.generator.params["half_life_days"] is None
+
+
+def test_ranker_keeps_every_positive_and_a_share_of_the_negatives():
+    data, _ = planted(n_users=90)
+    everything = NeuralRanker(negatives=1.0).fit(data)
+    sampled = NeuralRanker(negatives=0.25).fit(data)
+    assert sampled.positives == everything.positives > 0
+    assert sampled.training_rows - sampled.positives < (
+        0.4 * (everything.training_rows - everything.positives)
+    )
+
+
+def test_ranker_reuses_the_products_features_and_refits_the_customers_ones():
+    data, _ = planted(n_users=60, extra_users=1)
+    model = NeuralRanker().fit(data)
+    fresh = Context(data, factors=32, recent_days=30.0, seed=0)
+    ctx = model.context
+    np.testing.assert_array_equal(ctx.category, fresh.category)
+    np.testing.assert_array_equal(ctx.log_price, fresh.log_price)
+    users = np.arange(data.n_users)
+    np.testing.assert_allclose(ctx.content.scores(users), fresh.content.scores(users), atol=1e-6)
+    np.testing.assert_array_equal(ctx.log_user_items, fresh.log_user_items)
+
+
+def test_binary_mlp_learns_a_nonlinear_rule_deterministically():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 4)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0) & (x[:, 2] > -0.5)  # not linearly separable
+    model = BinaryMLP(hidden=(16, 8), learning_rate=0.01, epochs=40, seed=3).fit(x, y)
+    prob = model.predict_proba(x)
+    assert prob.dtype == np.float32 and ((prob >= 0) & (prob <= 1)).all()
+    assert ((prob > 0.5) == y).mean() > 0.95
+    again = BinaryMLP(hidden=(16, 8), learning_rate=0.01, epochs=40, seed=3).fit(x, y)
+    np.testing.assert_array_equal(prob, again.predict_proba(x))
 
 
 # ------------------------------------------------------------------------ hybrid
@@ -134,7 +175,9 @@ def test_customer_without_history_and_segments_gets_recent_best_sellers():
     cold = data.n_users - 1
     expected = ALGORITHMS["popular_recent"]().fit(data).recommend([cold], k=5).items[0]
     np.testing.assert_array_equal(model.recommend([cold], k=5).items[0], expected)
-    assert model.reason_for(cold, int(expected[0]))["kind"] == "popular_recent"
+    reason = model.reason_for(cold, int(expected[0]))
+    assert reason["kind"] == "popular" and reason["days"] is None
+    assert reason["buyers"] == data.matrix[:, int(expected[0])].nnz > 0
 
 
 def test_few_purchases_shift_weight_from_collaborative_to_content_and_popular():
@@ -160,7 +203,7 @@ def test_new_product_is_scored_by_content_and_explained_by_its_category():
     assert scores[0, new] > 0.2 and scores[0, new] > scores[1, new]
     assert new in model.recommend([0], k=10).items[0]
     reason = model.reason_for(0, new)
-    assert reason["kind"] == "new_in_category" and reason["category"] == "cat0"
+    assert reason["kind"] == "new_arrival" and reason["category"] == "cat0"
     assert reason["items"] and all(data.matrix[0, h] > 0 for h in reason["items"])
     assert all(h // BLOCK == 0 for h in reason["items"])
 

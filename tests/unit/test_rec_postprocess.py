@@ -300,3 +300,22 @@ def test_one_nan_score_does_not_empty_the_list():
     ranked = rank(model, [0, 1], BusinessRules(top_n=3), meta(8))
     assert lists(ranked) == [[1, 2, 3], [0, 1, 2]]
     assert model.recommend([0], 3).items.tolist() == [[1, 2, 3]]
+
+
+def test_the_capped_model_file_counts_large_arrays_pickle_hands_over_as_buffers(tmp_path):
+    """Protocol 5 writes a large numpy array as a PickleBuffer (no len()): the cap must
+    count its bytes, not crash, and still refuse past the limit."""
+    import pickle
+
+    import numpy as np
+
+    from recommendations.services.artifacts import ArtifactTooLarge, _CappedFile
+
+    big = np.ones((512, 1024), dtype=np.float32)  # 2 MB
+    with (tmp_path / "ok.pkl").open("wb") as fh:
+        capped = _CappedFile(fh, 4 * 2**20)
+        pickle.dump(big, capped, pickle.HIGHEST_PROTOCOL)
+    assert capped.size >= big.nbytes
+    assert np.array_equal(pickle.loads((tmp_path / "ok.pkl").read_bytes()), big)
+    with (tmp_path / "big.pkl").open("wb") as fh, pytest.raises(ArtifactTooLarge):
+        pickle.dump(big, _CappedFile(fh, 2**20), pickle.HIGHEST_PROTOCOL)

@@ -16,6 +16,7 @@ from recommendations.evaluation.splits import build_split
 from recommendations.evaluation.tuning import (
     ModelResult,
     SearchResult,
+    Trial,
     compare,
     evaluate,
     random_search,
@@ -191,14 +192,72 @@ def test_compare_with_an_explicit_test_frame():
     assert result.validation_info["test_rows"] + result.validation_info["train_rows"] == len(train)
 
 
-def _result(name, validation, test):
-    search = SearchResult(name, "ndcg@10", {}, validation, [], 0.0)
+def _result(name, validation, test, per_user=None, cost_s=None):
+    """A model's result; with per_user (its validation metric per user, on the same users
+    for every model) and cost_s (its best trial's fit + scoring seconds)."""
+    trials = [] if cost_s is None else [Trial({}, validation, cost_s / 2, cost_s / 2)]
+    users = None if per_user is None else np.arange(len(per_user))
+    search = SearchResult(name, "ndcg@10", {}, validation, trials, 0.0, users, per_user)
     return ModelResult(name, {}, {"ndcg@10": test}, 0.0, 0.0, search)
 
 
 def test_select_best_uses_validation_never_test():
     results = [_result("a", 0.30, 0.10), _result("b", 0.20, 0.50), _result("c", math.nan, 0.9)]
     assert select_best(results) == "a"
+
+
+def _per_user(rng, mean: float, n: int = 400) -> np.ndarray:
+    """Binary hits with the given hit rate (a per-user metric with realistic noise)."""
+    return (rng.random(n) < mean).astype(np.float64)
+
+
+def test_select_best_prefers_a_much_cheaper_model_within_one_standard_error():
+    rng = np.random.default_rng(0)
+    best = _per_user(rng, 0.30)
+    close = best.copy()
+    # Worse for 6 users, better for 4: a net shortfall well within the noise.
+    close[np.flatnonzero(best)[:6]] = 0.0
+    close[np.flatnonzero(best == 0)[:4]] = 1.0
+    results = [
+        _result("neural", best.mean(), 0.5, best, cost_s=20.0),
+        _result("graph", close.mean(), 0.1, close, cost_s=0.5),
+    ]
+    diff = best - close
+    assert diff.mean() <= diff.std(ddof=1) / math.sqrt(len(diff))
+    assert select_best(results) == "graph"
+    assert select_best(results, se_rule=0) == "neural"  # plain highest validation score
+
+
+def test_select_best_keeps_a_lead_larger_than_the_noise_whatever_it_costs():
+    rng = np.random.default_rng(1)
+    best = _per_user(rng, 0.30)
+    worse = best.copy()
+    worse[np.flatnonzero(best)[:40]] = 0.0  # 40 of 400 users: many standard errors
+    results = [
+        _result("cheap", worse.mean(), 0.9, worse, cost_s=0.1),
+        _result("neural", best.mean(), 0.1, best, cost_s=60.0),
+    ]
+    assert select_best(results) == "neural"
+
+
+def test_select_best_without_comparable_per_user_scores_takes_the_highest_score():
+    rng = np.random.default_rng(2)
+    best = _per_user(rng, 0.30)
+    results = [
+        _result("neural", best.mean(), 0.1, best, cost_s=20.0),
+        _result("no_scores", best.mean() - 1e-6, 0.1, None, cost_s=0.1),
+        _result("other_users", best.mean() - 1e-6, 0.1, best[:-1], cost_s=0.1),
+    ]
+    assert select_best(results) == "neural"
+
+
+def test_search_keeps_the_best_trials_scores_per_user_for_the_selection(split):
+    result = random_search(RecentPopular, split, budget_s=60, max_trials=4, seed=3)
+    assert np.array_equal(result.users, split.users)
+    assert len(result.best_per_user) == len(split.users)
+    assert np.nanmean(result.best_per_user) == pytest.approx(result.best_score)
+    assert result.cost_s == pytest.approx(result.best_trial.fit_s + result.best_trial.score_s)
+    assert result.best_trial.params == result.best_params
 
 
 def test_registry_lists_the_popular_models():

@@ -1,0 +1,259 @@
+"""The copy studio's records: briefs, their drafting chunks, drafts, revisions and reviews.
+
+A `Brief` says what to write (audience, channel, tone, locales, products, brand rules); its
+drafting `Job` (kind COPY_DRAFT) cuts the audience into `DraftChunk` rows and writes the
+`Draft` rows of one chunk in one transaction, so a re-delivered job resumes where it stopped.
+Every change of a draft's text is a `DraftRevision` (generated, edited, LLM); every review
+action (approve, reject, reopen) is a `DraftReview`. An approved draft is locked until an
+approver reopens it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from copygen.engine.types import CHANNELS, LOCALES, TONES
+from marketing.models import Catalog, Customer, Job, Segment
+from recommendations.models import ModelRun
+
+CHANNEL_LABELS = {
+    "email": "Email",
+    "sms": "SMS",
+    "push": "Push notification",
+    "google_ads": "Google search ad",
+    "meta_ads": "Meta ad",
+    "product_text": "Product description",
+}
+LOCALE_LABELS = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "zh": "Chinese",
+}
+
+
+class Brief(models.Model):
+    """What to write, for whom, and under which brand rules."""
+
+    class Audience(models.TextChoices):
+        SEGMENT = "segment", "One set of drafts for the segment"
+        CUSTOMERS = "customers", "One draft per customer of the segment"
+
+    class Source(models.TextChoices):
+        RECOMMENDATIONS = "recommendations", "Recommended products"
+        PRODUCTS = "products", "Hand-picked products"
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="briefs")
+    name = models.CharField(max_length=200)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.SEGMENT)
+    # Null once the segment is gone: a profile refresh re-creates learned segments and drops
+    # RFM groups that emptied, and a rule segment may be deleted; the brief then asks for
+    # another segment before it drafts again (PROTECT would make those refreshes fail).
+    segment = models.ForeignKey(
+        Segment, on_delete=models.SET_NULL, null=True, related_name="briefs"
+    )
+    channel = models.CharField(max_length=16, choices=[(c, CHANNEL_LABELS[c]) for c in CHANNELS])
+    tone = models.CharField(
+        max_length=16, choices=[(t, t.capitalize()) for t in TONES], default="friendly"
+    )
+    # Locales to draft in; with `customer_language` a per-customer brief drafts each customer
+    # in their own language when it is one of LOCALES, else in the first of these.
+    locales = models.JSONField(default=list)
+    customer_language = models.BooleanField(default=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.RECOMMENDATIONS)
+    # None: the catalog's current run when the job starts (the job records which one it used).
+    model_run = models.ForeignKey(
+        ModelRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="briefs"
+    )
+    products = models.ManyToManyField("marketing.Product", blank=True, related_name="briefs")
+    products_per_message = models.PositiveSmallIntegerField(default=1)
+    variants = models.PositiveSmallIntegerField(default=3)
+    occasion = models.CharField(max_length=40, blank=True, help_text="Occasion key or empty")
+    sms_segments = models.PositiveSmallIntegerField(default=1)
+    voice = models.CharField(max_length=300, blank=True, help_text="Comma-separated descriptors")
+    banned_words = models.TextField(blank=True, help_text="One word or phrase per line")
+    disclaimer = models.CharField(max_length=500, blank=True)
+    sender = models.CharField(max_length=100, blank=True, help_text="Brand name for sign-offs")
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="briefs"
+    )
+    # What the last drafting job learnt and used: sentiment model figures, run id, counts.
+    info = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("approve_draft", "Can approve, reject and reopen drafts"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("copygen:brief-detail", args=[self.pk])
+
+    @property
+    def banned_list(self) -> list[str]:
+        return [w.strip() for w in self.banned_words.splitlines() if w.strip()]
+
+    @property
+    def voice_list(self) -> list[str]:
+        return [v.strip() for v in self.voice.split(",") if v.strip()]
+
+
+class DraftChunk(models.Model):
+    """A slice of a drafting job's audience: customers (or the one segment) it drafts in one
+    transaction. ``keys``: the audience keys ("customer:<pk>" / "segment:<pk>")."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="draft_chunks")
+    brief = models.ForeignKey(Brief, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    keys = models.JSONField(default=list)
+    size = models.PositiveIntegerField(default=0, help_text="Audience items: len(keys)")
+    done = models.BooleanField(default=False)
+    drafts = models.PositiveIntegerField(default=0)
+    dropped = models.PositiveIntegerField(default=0)
+    # What the chunk wrote: {"items": audience items with drafts, "locales": [...],
+    # "reasons": {why an item or variant was dropped: count}} (summed when the job ends).
+    report = models.JSONField(default=dict, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="draft_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.index} of job #{self.job_id}"
+
+
+class Draft(models.Model):
+    """One variant of copy for one audience item (a customer, or the brief's segment) in
+    one locale. ``fields`` holds the text per channel field (lists for ad headlines)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    brief = models.ForeignKey(Brief, on_delete=models.CASCADE, related_name="drafts")
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    audience_key = models.CharField(max_length=40)  # "customer:<pk>" | "segment:<pk>"
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="drafts"
+    )
+    # SET_NULL: a profile refresh re-creates learned segments; their (approved) copy stays,
+    # still keyed by audience_key.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="drafts"
+    )
+    locale = models.CharField(max_length=8, choices=[(c, LOCALE_LABELS[c]) for c in LOCALES])
+    variant = models.PositiveSmallIntegerField(help_text="1 = best ranked")
+    channel = models.CharField(max_length=16)
+    tone = models.CharField(max_length=16)
+    fields = models.JSONField(default=dict)
+    product_ids = models.JSONField(default=list, help_text="Product pks the copy is about")
+    frames = models.JSONField(default=list, blank=True)
+    notes = models.JSONField(default=list, blank=True)
+    score = models.FloatField(default=0)
+    source = models.CharField(max_length=16, default="template")  # template | llm | edit
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Check results of the current text: [{check, ok, field, message, severity}] (failures
+    # only), whether any error fails, and ",name,name," of the failing checks for filtering.
+    checks = models.JSONField(default=list, blank=True)
+    passes = models.BooleanField(default=True)
+    failing = models.CharField(max_length=300, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    last_edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["brief", "audience_key", "locale", "variant"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brief", "audience_key", "locale", "variant"], name="draft_unique"
+            ),
+            models.CheckConstraint(
+                condition=~Q(customer__isnull=False, segment__isnull=False),
+                name="draft_customer_or_segment",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["brief", "status"], name="draft_brief_status"),
+            models.Index(fields=["customer", "-created_at"], name="draft_customer_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft #{self.pk} ({self.channel}, {self.locale})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("copygen:draft-detail", args=[self.pk])
+
+    @property
+    def is_locked(self) -> bool:
+        return self.status == self.Status.APPROVED
+
+
+class DraftRevision(models.Model):
+    """The text of a draft at one revision: generated, edited by a person, or from an LLM."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    fields = models.JSONField(default=dict)
+    source = models.CharField(max_length=16)  # template | llm | edit
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    passes = models.BooleanField(default=True)
+    failing = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["draft", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["draft", "number"], name="draft_revision_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Revision {self.number} of draft #{self.draft_id}"
+
+
+class DraftReview(models.Model):
+    """One review action on a draft, with its comment (the audit trail of approvals)."""
+
+    class Action(models.TextChoices):
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+        REOPEN = "reopen", "Reopened"
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="reviews")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    revision = models.PositiveIntegerField()
+    comment = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["draft", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} draft #{self.draft_id}"

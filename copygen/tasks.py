@@ -1,0 +1,40 @@
+"""Celery tasks of the copy studio: thin wrappers that call a service with a job id.
+
+`copy_draft_task` is the drafting job's task (registered in marketing.tasks.JOB_TASKS, so
+job_enqueue and the worker's requeue of orphaned jobs find it); `copy_draft_chunks_task`
+helps it draft the job's chunks on other workers (see copygen.services.drafting).
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+from django.conf import settings
+from django.db import OperationalError
+
+from copygen.services import drafting
+from marketing.models import Job
+from marketing.services.jobs import worker_name
+from marketing.tasks import JOB_TASKS, JobTask
+
+_RETRY = {
+    # A lost database connection is transient: retry with backoff and jitter (a chunk's
+    # drafts are written in one transaction, so a retry drafts it again from scratch).
+    # After the last retry JobTask.on_failure fails the job.
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_jitter": True,
+    "max_retries": max(settings.MAX_JOB_ATTEMPTS - 1, 0),
+}
+
+
+@shared_task(bind=True, base=JobTask, name="copygen.copy_draft", **_RETRY)
+def copy_draft_task(self: Task, job_id: int) -> None:
+    drafting.drafting_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
+
+
+@shared_task(bind=True, base=JobTask, name="copygen.copy_draft_chunks", **_RETRY)
+def copy_draft_chunks_task(self: Task, job_id: int) -> None:
+    drafting.drafting_chunks_run(job_id=job_id, worker=worker_name())
+
+
+JOB_TASKS[Job.Kind.COPY_DRAFT] = copy_draft_task

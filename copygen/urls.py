@@ -1,0 +1,26 @@
+"""Copy studio pages, included by marketing.urls under the `copygen` namespace."""
+
+from django.urls import path
+
+from copygen.views import briefs, drafts
+
+app_name = "copygen"
+
+urlpatterns = [
+    # Briefs and their drafting jobs
+    path("copy/", briefs.brief_list, name="brief-list"),
+    path("copy/briefs/new/", briefs.brief_create, name="brief-create"),
+    path("copy/briefs/<int:pk>/", briefs.brief_detail, name="brief-detail"),
+    path("copy/briefs/<int:pk>/edit/", briefs.brief_update, name="brief-update"),
+    path("copy/briefs/<int:pk>/delete/", briefs.brief_delete, name="brief-delete"),
+    path("copy/briefs/<int:pk>/draft/", briefs.brief_draft, name="brief-draft"),
+    path("copy/briefs/<int:pk>/status/", briefs.brief_status, name="brief-status"),
+    # Review
+    path("copy/drafts/", drafts.draft_list, name="draft-list"),
+    path("copy/drafts/bulk-approve/", drafts.draft_bulk_approve, name="draft-bulk-approve"),
+    path("copy/drafts/<int:pk>/", drafts.draft_detail, name="draft-detail"),
+    path("copy/drafts/<int:pk>/check/", drafts.draft_check, name="draft-check"),
+    path("copy/drafts/<int:pk>/edit/", drafts.draft_edit, name="draft-edit"),
+    path("copy/drafts/<int:pk>/review/", drafts.draft_review, name="draft-review"),
+    path("copy/drafts/<int:pk>/reopen/", drafts.draft_reopen, name="draft-reopen"),
+]
