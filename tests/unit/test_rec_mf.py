@@ -84,9 +84,10 @@ def test_cg_half_sweep_matches_the_direct_solve_of_the_normal_equations():
     assert np.all(full[3] == 0)  # no interactions: zero vector
     three = least_squares_cg(conf, items, start, 0.1, steps=3)
     assert np.abs(three - exact).max() < np.abs(start - exact).max()
-    # Chunking and threads do not change a single bit.
+    # Chunking and threads change nothing but float32 rounding (an OpenBLAS may pick other
+    # kernels for other block shapes, so bit equality depends on its version).
     split = least_squares_cg(conf, items, start, 0.1, steps=3, workers=2, chunk_nnz=17)
-    np.testing.assert_array_equal(split, three)
+    np.testing.assert_allclose(split, three, rtol=1e-5, atol=1e-6)
 
 
 def test_loss_matches_the_dense_objective_and_decreases_every_iteration():
