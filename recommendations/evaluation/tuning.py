@@ -12,14 +12,17 @@ Protocol of ``compare``:
 5. ``best`` = the highest test metric — for the report only. The product's automatic choice
    is ``select_best``, which looks at validation scores only, so test never steers a choice.
 
-Selection (``select_best``) is cost-aware, by the one-standard-error rule (Breiman et al.,
-*Classification and Regression Trees*, 1984; Hastie et al., *The Elements of Statistical
-Learning*, §7.10): the model with the best validation score is the reference; a model whose
-mean per-customer shortfall against it, on the same validation customers, is within one
-standard error of that paired difference is as good as the data can tell; among those the
-cheapest to fit and score on validation is chosen. A neural re-ranker that beats a graph
-walk by less than the validation noise, at twenty times its cost, is not chosen — a real
-lead, larger than the noise, still is.
+Choices are cost-aware, by the one-standard-error rule (Breiman et al., *Classification and
+Regression Trees*, 1984; Hastie et al., *The Elements of Statistical Learning*, §7.10), both
+between the trials of one algorithm's search (``random_search``) and between algorithms
+(``select_best``): the best validation score is the reference; a candidate whose mean
+per-customer shortfall against it, on the same validation customers, is within one standard
+error of that paired difference is as good as the data can tell; among those the cheapest
+to fit and score on validation is chosen (`one_se_choice`). A neural re-ranker that beats a
+graph walk by less than the validation noise, at twenty times its cost, is not chosen — a
+real lead, larger than the noise, still is. Within a search this also counters the winner's
+curse: the top score of many noisy trials is partly luck, and luck must not buy a costlier
+configuration.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ from .splits import EvalSplit, global_cutoff, make_split, split_frame, split_val
 
 # Random search stops after this many consecutive already-tried samples (small spaces).
 _MAX_REPEATS = 50
+# How many standard errors of the paired per-user difference a cheaper choice may trail the
+# best validation score by (module docstring); 0 = always the best score.
+SE_RULE = 1.0
+# Trials whose per-user scores a search keeps for the rule: the best ones by score.
+_KEPT_PER_USER = 50
 
 # User features computed from a training frame (see `compare`).
 UserFeatures = Callable[[pd.DataFrame], pd.DataFrame | None]
@@ -58,8 +66,10 @@ class Trial:
 class SearchResult:
     """best_params: the parameters to refit with (constructor keyword arguments; {} =
     defaults), or None when every trial failed. trials: in order, defaults first.
-    users / best_per_user: the validation users scored and the best trial's metric for
-    each of them (for `select_best`'s paired comparison; None when not recorded)."""
+    The chosen trial ("best") is the one-standard-error choice (module docstring), not
+    always the highest score. users / best_per_user: the validation users scored and the
+    chosen trial's metric for each of them (for `select_best`; None when not recorded).
+    best_index: the chosen trial's position in ``trials`` (None: the highest score)."""
 
     algorithm: str
     metric: str
@@ -69,12 +79,15 @@ class SearchResult:
     elapsed_s: float
     users: np.ndarray | None = field(default=None, repr=False)
     best_per_user: np.ndarray | None = field(default=None, repr=False)
+    best_index: int | None = None
 
     @property
     def best_trial(self) -> Trial | None:
-        """The trial best_params come from (the first of ties), None if all failed."""
+        """The trial best_params come from, None if all failed."""
+        if self.best_index is not None:
+            return self.trials[self.best_index]
         scored = [t for t in self.trials if not math.isnan(t.score)]
-        return max(scored, key=lambda t: t.score) if scored else None
+        return max(scored, key=lambda t: t.score) if scored else None  # first of ties
 
     @property
     def cost_s(self) -> float:
@@ -144,6 +157,7 @@ def random_search(
     max_users: int | None = None,
     on_progress: Progress | None = None,
     reraise: tuple[type[BaseException], ...] = (),
+    se_rule: float = SE_RULE,
 ) -> SearchResult:
     """Random search of ``algorithm_cls.space`` on ``split`` (a VALIDATION split).
 
@@ -157,6 +171,7 @@ def random_search(
     k: list length; metric: what is maximised (default ndcg@k; any accuracy metric@k).
     max_users: score a random sample of that many validation users (seeded) to save time.
     on_progress(elapsed whole seconds, budget whole seconds) after each trial.
+    se_rule: the trial kept is `one_se_choice`'s (0 = the highest score).
     """
     metric = metric or f"ndcg@{k}"
     if metric.split("@")[0] not in ("ndcg", "recall", "precision", "map", "hr"):
@@ -167,7 +182,7 @@ def random_search(
     users = _sample_users(pool, max_users, seed)
     started = time.perf_counter()
     trials: list[Trial] = []
-    best_per_user: np.ndarray | None = None  # of the best trial so far
+    per_user: list[np.ndarray | None] = []  # kept for the best _KEPT_PER_USER trials
     seen: set[str] = set()
     candidate: dict[str, Any] | None = {}
     repeats = 0
@@ -178,13 +193,12 @@ def random_search(
         else:
             repeats = 0
             seen.add(key)
-            trial, per_user = _run_trial(
+            trial, values = _run_trial(
                 algorithm_cls, candidate, split, users, k, metric, seed, reraise
             )
-            leader = max((t.score for t in trials if not math.isnan(t.score)), default=None)
-            if not math.isnan(trial.score) and (leader is None or trial.score > leader):
-                best_per_user = per_user
             trials.append(trial)
+            per_user.append(None if values is None else values.astype(np.float32))
+            _forget_all_but_best(trials, per_user, _KEPT_PER_USER)
             if on_progress is not None:
                 elapsed = time.perf_counter() - started
                 on_progress(min(int(elapsed), int(budget_s)), int(budget_s))
@@ -199,8 +213,10 @@ def random_search(
             candidate = None
         else:
             candidate = sample_params(algorithm_cls.space, rng)
-    scored = [t for t in trials if not math.isnan(t.score)]
-    best = max(scored, key=lambda t: t.score) if scored else None  # first of ties wins
+    index = one_se_choice(
+        [t.score for t in trials], [t.fit_s + t.score_s for t in trials], per_user, se_rule
+    )
+    best = trials[index] if index is not None else None
     return SearchResult(
         algorithm=algorithm_cls.name,
         metric=metric,
@@ -209,8 +225,58 @@ def random_search(
         trials=trials,
         elapsed_s=time.perf_counter() - started,
         users=users,
-        best_per_user=best_per_user,
+        best_per_user=per_user[index] if index is not None else None,
+        best_index=index,
     )
+
+
+def _forget_all_but_best(trials: list[Trial], per_user: list, keep: int) -> None:
+    """Drop the per-user scores of all but the ``keep`` best-scoring trials (memory: a
+    long search of a cheap model runs thousands of trials)."""
+    held = [i for i, values in enumerate(per_user) if values is not None]
+    if len(held) > keep:
+        worst = min(held, key=lambda i: (trials[i].score, -i))
+        per_user[worst] = None
+
+
+def one_se_choice(
+    scores: Sequence[float],
+    costs: Sequence[float],
+    per_user: Sequence[np.ndarray | None],
+    se_rule: float = SE_RULE,
+) -> int | None:
+    """The one-standard-error choice among candidates (module docstring): the index of the
+    cheapest candidate whose mean per-user shortfall against the highest score's candidate
+    (the first of ties; the "leader") is at most ``se_rule`` standard errors of their paired
+    per-user difference. Candidates without per-user values (or of another length) or
+    without a finite cost can only be chosen as the leader. Equal costs go to the higher
+    score, then to the earlier candidate. None when every score is NaN."""
+    valid = [i for i, score in enumerate(scores) if not math.isnan(score)]
+    if not valid:
+        return None
+    leader = max(valid, key=lambda i: (scores[i], -i))
+    reference = per_user[leader]
+    qualifying = [leader]
+    if se_rule > 0 and reference is not None:
+        for i in valid:
+            values = per_user[i]
+            if i == leader or values is None or len(values) != len(reference):
+                continue
+            if not math.isfinite(costs[i]):
+                continue
+            diff = np.asarray(reference, np.float64) - np.asarray(values, np.float64)
+            diff = diff[~np.isnan(diff)]
+            if len(diff) < 2:
+                continue
+            se = float(diff.std(ddof=1)) / math.sqrt(len(diff))
+            if float(diff.mean()) <= se_rule * se:
+                qualifying.append(i)
+
+    def preference(i: int) -> tuple[float, float, int]:
+        cost = costs[i] if math.isfinite(costs[i]) else math.inf
+        return (cost, -scores[i], i)
+
+    return min(qualifying, key=preference)
 
 
 @dataclass(frozen=True)
@@ -321,51 +387,32 @@ class Comparison:
         return out
 
 
-def select_best(results: Sequence[ModelResult] | Any, *, se_rule: float = 1.0) -> str | None:
+def select_best(results: Sequence[ModelResult] | Any, *, se_rule: float = SE_RULE) -> str | None:
     """The model to use in production, from VALIDATION scores only (never test): the
-    cheapest model whose validation score is not worse than the best one's by more than
-    ``se_rule`` standard errors (the one-standard-error rule; see the module docstring).
-
-    For each model, d = best's per-user metric − its per-user metric on the same
-    validation users; it qualifies when mean(d) ≤ se_rule · std(d) / √n. Among the
-    qualifying models the lowest validation cost (`SearchResult.cost_s`: fit + scoring
-    of the best trial) wins; ties, and models without per-user scores or costs, go to the
-    higher validation score, then to the first in the given order. se_rule=0 picks the
-    highest validation score."""
-    results = [r for r in results if not math.isnan(r.search.best_score)]
+    one-standard-error choice (`one_se_choice`, module docstring) over the models' chosen
+    trials — the cheapest model (`SearchResult.cost_s`: fit + scoring of its trial on
+    validation) whose per-user validation metric trails the best model's by at most
+    ``se_rule`` standard errors of the paired difference, on the same validation users.
+    Models without per-user scores can only win with the best score; ties go to the first
+    model in the given order; se_rule=0 picks the highest validation score."""
+    results = list(results)
     if not results:
         return None
-    leader = max(results, key=lambda r: r.search.best_score)  # the first of ties
-    order = {id(r): i for i, r in enumerate(results)}
-    qualifying = [r for r in results if r is leader or _within_noise(r, leader, se_rule)]
-
-    def preference(result: ModelResult) -> tuple[float, float, int]:
-        cost = result.search.cost_s
-        return (
-            cost if not math.isnan(cost) else math.inf,
-            -result.search.best_score,
-            order[id(result)],
-        )
-
-    return min(qualifying, key=preference).name
-
-
-def _within_noise(result: ModelResult, leader: ModelResult, se_rule: float) -> bool:
-    """Whether ``result``'s validation shortfall against ``leader`` is within se_rule
-    standard errors of the paired per-user difference (False without comparable data)."""
-    ours, theirs = result.search, leader.search
-    if se_rule <= 0 or math.isnan(ours.cost_s) or math.isnan(theirs.cost_s):
-        return False
-    if ours.best_per_user is None or theirs.best_per_user is None:
-        return False
-    if ours.users is None or theirs.users is None or not np.array_equal(ours.users, theirs.users):
-        return False
-    diff = np.asarray(theirs.best_per_user, np.float64) - np.asarray(ours.best_per_user, np.float64)
-    diff = diff[~np.isnan(diff)]
-    if len(diff) < 2:
-        return False
-    se = float(diff.std(ddof=1)) / math.sqrt(len(diff))
-    return float(diff.mean()) <= se_rule * se
+    scores = [r.search.best_score for r in results]
+    valid = [i for i, score in enumerate(scores) if not math.isnan(score)]
+    if not valid:
+        return None
+    leader = results[max(valid, key=lambda i: (scores[i], -i))].search
+    per_user = [
+        r.search.best_per_user
+        if r.search.users is not None
+        and leader.users is not None
+        and np.array_equal(r.search.users, leader.users)
+        else None
+        for r in results
+    ]
+    index = one_se_choice(scores, [r.search.cost_s for r in results], per_user, se_rule)
+    return results[index].name if index is not None else None
 
 
 def compare(

@@ -125,6 +125,10 @@ class BrowserTraffic:
             self.console_errors.append(f"{message.text} ({message.location.get('url', '')})")
 
     def _on_request_failed(self, request) -> None:
+        # The browser aborts what is still in flight when the page navigates away (a favicon, an htmx
+        # poll); that is a cancellation, not a failure of the app.
+        if request.failure == "net::ERR_ABORTED":
+            return
         self.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
 
     def _on_request(self, request) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from recommendations.evaluation.tuning import (
     Trial,
     compare,
     evaluate,
+    one_se_choice,
     random_search,
     select_best,
 )
@@ -95,7 +97,7 @@ def test_defaults_only_when_the_space_is_empty_or_the_budget_is_zero(split):
 
 
 def test_search_samples_the_space_and_keeps_the_best(split):
-    result = random_search(RecentPopular, split, budget_s=60, max_trials=4, seed=3)
+    result = random_search(RecentPopular, split, budget_s=60, max_trials=4, seed=3, se_rule=0)
     assert len(result.trials) == 4 and result.trials[0].params == {}
     assert all(3.0 <= t.params["half_life_days"] <= 365.0 for t in result.trials[1:])
     assert result.best_score == max(t.score for t in result.trials)
@@ -249,6 +251,38 @@ def test_select_best_without_comparable_per_user_scores_takes_the_highest_score(
         _result("other_users", best.mean() - 1e-6, 0.1, best[:-1], cost_s=0.1),
     ]
     assert select_best(results) == "neural"
+
+
+class Padded(Choice):
+    """Choice with a ``pad`` that only costs time (the lists are the same)."""
+
+    name = "padded"
+    defaults = {"good": True, "pad": True}
+    space = {"good": [True], "pad": [True, False]}
+
+    def _fit(self, data: Dataset, on_progress) -> None:
+        if self.params["pad"]:
+            time.sleep(0.05)
+        super()._fit(data, on_progress)
+
+
+def test_search_keeps_the_cheapest_of_the_trials_the_validation_cannot_tell_apart(split):
+    result = random_search(Padded, split, budget_s=60, seed=0)
+    assert [t.params for t in result.trials] == [{}, {"good": True, "pad": False}]
+    assert result.trials[0].score == result.trials[1].score
+    assert result.best_params == {"good": True, "pad": False} and result.best_index == 1
+    assert result.cost_s < 0.05 <= result.trials[0].fit_s
+    plain = random_search(Padded, split, budget_s=60, seed=0, se_rule=0)
+    assert plain.best_params == {} and plain.best_index == 0  # the first of equal scores
+
+
+def test_one_se_choice_needs_per_user_scores_to_pass_over_the_leader():
+    worse = np.array([1.0, 0.0, 1.0, 0.0])
+    leader = np.array([1.0, 1.0, 1.0, 0.0])
+    assert one_se_choice([0.75, 0.5], [9.0, 1.0], [leader, worse]) == 1  # 1 user of 4
+    assert one_se_choice([0.75, 0.5], [9.0, 1.0], [leader, None]) == 0
+    assert one_se_choice([0.75, 0.5], [9.0, math.nan], [leader, worse]) == 0
+    assert one_se_choice([math.nan, math.nan], [1.0, 1.0], [None, None]) is None
 
 
 def test_search_keeps_the_best_trials_scores_per_user_for_the_selection(split):
