@@ -261,6 +261,7 @@ class Job(models.Model):
         PROFILE_REFRESH = "profile_refresh", "Profile refresh"
         MODEL_RUN = "model_run", "Recommendation run"
         COPY_DRAFT = "copy_draft", "Copy drafting"
+        COPY_EXPORT = "copy_export", "Copy export"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -538,6 +539,10 @@ class AuditEvent(models.Model):
         DRAFT_APPROVED = "draft_approved", "Draft approved"
         DRAFT_REJECTED = "draft_rejected", "Draft rejected"
         DRAFT_REOPENED = "draft_reopened", "Draft reopened"
+        EXPORT_CREATED = "export_created", "Export started"
+        EXPORT_DOWNLOADED = "export_downloaded", "Export downloaded"
+        API_TOKEN_CREATED = "api_token_created", "API token created"
+        API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -62,6 +62,7 @@ from copygen.engine.types import FactSheet, Recipient
 from copygen.llm import provider_from_settings
 from copygen.models import Brief, Draft, DraftChunk, DraftRevision
 from copygen.services import sources
+from marketing.dbstats import analyze_after_commit
 from marketing.models import Customer, Job
 from marketing.services.jobs import (
     JobCancelled,
@@ -751,6 +752,7 @@ def _finish(ctx: _Context) -> None:
         Brief.objects.filter(pk=brief.pk).update(
             info={**info, "result": result, "finished_at": timezone.now().isoformat()}
         )
+        analyze_after_commit(Draft, DraftRevision)
 
 
 def _summary(brief: Brief, drafts: int, items: int, n_locales: int) -> str:

@@ -29,7 +29,7 @@ import traceback
 import pandas as pd
 import pyarrow as pa
 from django.conf import settings
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import JSONField, Max
 from django.utils import timezone
 
@@ -40,6 +40,7 @@ from marketing.analytics.profiles import (
     prepare_events,
     profile_records,
 )
+from marketing.dbstats import analyze_after_commit
 from marketing.models import (
     Catalog,
     Customer,
@@ -333,16 +334,7 @@ def _profiles_insert(catalog: Catalog, run: ProfileRun, records: list[dict]) -> 
             for i, encoder in json_fields:
                 values[i] = json.dumps(values[i], cls=encoder)
             copy.write_row([catalog.pk, run.pk, int(record["customer_id"]), *values])
-    transaction.on_commit(_analyze_profiles)
-
-
-def _analyze_profiles() -> None:
-    """Fresh planner statistics for the profiles table; a failure only costs plan quality."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Profile._meta.db_table}")  # our own table name only
-    except DatabaseError as exc:
-        logger.warning("could not analyse the profiles table: %s", type(exc).__name__)
+    analyze_after_commit(Profile)
 
 
 def _read_frames(catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

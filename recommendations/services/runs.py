@@ -66,6 +66,7 @@ from django.db.models import Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from marketing.dbstats import analyze_after_commit
 from marketing.models import Catalog, Customer, Job
 from marketing.permissions import require_perm
 from marketing.services.jobs import (
@@ -780,6 +781,7 @@ def _finish(run: ModelRun) -> None:
     if retire:
         artifact_retire(run_id=run.pk, reason=ERASURE_RETIRED)
     model_runs_prune(catalog_id=run.catalog_id)
+    analyze_after_commit(Recommendation)  # the new run's rows in, the old run's gone
 
 
 def _switch(run: ModelRun, locked: ModelRun, rows: list) -> None:
