@@ -4,6 +4,9 @@ The catalog is fixed per brief; segments, runs and products come from it. Hand-p
 products are typed as SKUs (one per line) and become Product rows here; an unknown SKU is
 an error that names it. The services validate everything again (copygen.services.briefs):
 their errors land under the field they name (``add_service_errors``).
+
+`ExportForm`: the export of a brief's approved copy (format, Excel BOM, control group,
+variant split).
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ from django.db.models import Exists, OuterRef, Q
 
 from copygen.engine.occasions import NAMES as OCCASION_NAMES
 from copygen.engine.types import CHANNELS, LOCALES, TONES
-from copygen.models import CHANNEL_LABELS, LOCALE_LABELS, Brief
+from copygen.models import CHANNEL_LABELS, LOCALE_LABELS, Brief, preset_label
 from copygen.services.briefs import (
     MAX_HAND_PICKED,
     MAX_PRODUCTS_PER_MESSAGE,
     MAX_SMS_SEGMENTS,
     MAX_VARIANTS,
+)
+from copygen.services.exports import (
+    MAX_CONTROL_SHARE,
+    PRESET_HELP,
+    export_presets_for,
 )
 from marketing.models import Catalog, Product, Segment
 from recommendations.models import ModelRun, Recommendation
@@ -225,3 +233,60 @@ def brand_initial(catalog: Catalog) -> dict[str, str]:
     if last is None:
         return {}
     return {field: getattr(last, field) for field in BRAND_FIELDS}
+
+
+class ExportForm(forms.Form):
+    """What to export a brief's approved copy as. The presets offered are those that take
+    the brief's channel; copygen.services.exports validates everything again."""
+
+    preset = forms.ChoiceField(
+        label="Format",
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose a format."},
+    )
+    excel_bom = forms.BooleanField(
+        label="Start CSV files with a byte-order mark (Excel)",
+        required=False,
+        help_text="Excel then reads the file as UTF-8; other tools do not need it.",
+    )
+    control_share = forms.IntegerField(
+        label="Control group (%)",
+        min_value=0,
+        max_value=MAX_CONTROL_SHARE,
+        initial=0,
+        required=False,
+        help_text=f"A random share of the consenting audience (0–{MAX_CONTROL_SHARE} %) held "
+        "out of the file and recorded, so uplift can be measured. Drawn once per brief: later "
+        "exports hold out the same customers.",
+    )
+    split_variants = forms.BooleanField(
+        label="A/B split: spread the approved variants over the customers",
+        required=False,
+        help_text="Without it every customer gets the best ranked approved variant.",
+    )
+
+    def __init__(self, *args: Any, brief: Brief, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.brief = brief
+        self.presets = export_presets_for(brief.channel)
+        self.fields["preset"].choices = [(p.key, preset_label(p.key)) for p in self.presets]
+        if self.presets and "preset" not in self.initial:
+            self.initial["preset"] = self.presets[0].key
+
+    def clean_control_share(self) -> int:
+        # Not shown once the brief's control group is fixed: blank means none asked for.
+        return self.cleaned_data.get("control_share") or 0
+
+    def preset_options(self) -> list[tuple[Any, str]]:
+        """(radio option, one-line description) per preset offered, for the template."""
+        helps = {p.key: PRESET_HELP.get(p.key, "") for p in self.presets}
+        return [(option, helps.get(option.data["value"], "")) for option in self["preset"]]
+
+    def add_service_errors(self, exc) -> None:
+        """A service's ValidationError, each message under the field it names."""
+        errors = getattr(exc, "error_dict", None)
+        if errors is None:
+            self.add_error(None, exc)
+            return
+        for key, messages in errors.items():
+            self.add_error(key if key in self.fields else None, messages)

@@ -6,16 +6,26 @@ drafting `Job` (kind COPY_DRAFT) cuts the audience into `DraftChunk` rows and wr
 Every change of a draft's text is a `DraftRevision` (generated, edited, LLM); every review
 action (approve, reject, reopen) is a `DraftReview`. An approved draft is locked until an
 approver reopens it.
+
+An `Export` (job kind COPY_EXPORT, see copygen.services.exports) writes a brief's approved
+copy as a file for a campaign tool: one `ExportRecipient` per row written (export, draft,
+customer, variant), so campaign results can be joined back to the draft and variant; the
+brief's `ControlMember`s are the customers held out of every export of the brief.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
 from copygen.engine.types import CHANNELS, LOCALES, TONES
+from copygen.exporting import PRESETS
 from marketing.models import Catalog, Customer, Job, Segment
 from recommendations.models import ModelRun
 
@@ -257,3 +267,161 @@ class DraftReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} draft #{self.draft_id}"
+
+
+_PRESET_LABELS = {"braze_csv": "Braze (CSV)", "braze_json": "Braze (JSON for /users/track)"}
+
+
+def preset_label(key: str) -> str:
+    """An export preset's name as the pages show it (Braze's two formats told apart)."""
+    preset = PRESETS.get(key)
+    return _PRESET_LABELS.get(key) or (preset.label if preset else key)
+
+
+class ExportStorage(FileSystemStorage):
+    """Export files under DATA_DIR/exports (read when used, so a changed DATA_DIR counts).
+    No URL: files are never served directly, only by the permission-checked download view."""
+
+    @property
+    def base_location(self) -> str:  # type: ignore[override]
+        return str(Path(settings.DATA_DIR) / "exports")
+
+    @property
+    def location(self) -> str:  # type: ignore[override]
+        return os.path.abspath(self.base_location)
+
+    @property
+    def base_url(self) -> None:  # type: ignore[override]
+        return None
+
+    def url(self, name: str | None) -> str:
+        raise ValueError("export files have no URL: download them through the export's page")
+
+
+_export_storage = ExportStorage()
+
+
+def export_storage() -> ExportStorage:
+    return _export_storage
+
+
+class Export(models.Model):
+    """A file of a brief's approved copy in one preset's format, written by a job.
+
+    Its state is its job's (queued, running, succeeded, failed, cancelled). ``summary``
+    holds what the job counted: {"audience", "consenting", "control_new", "no_approved", …};
+    ``skipped`` the rows left out by reason code (no_consent, control, missing_identifier,
+    too_long, …); ``warnings`` the first WARNINGS_KEPT warnings ({draft_id, customer_pk,
+    customer, column, reason, code, skipped}), ``warning_counts`` all of them per code.
+    ``file_removed`` says why a finished export has no file any more (an erasure).
+    """
+
+    WARNINGS_KEPT = 200
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="+")
+    brief = models.ForeignKey(Brief, on_delete=models.CASCADE, related_name="exports")
+    preset = models.CharField(max_length=40)
+    channel = models.CharField(max_length=16)
+    excel_bom = models.BooleanField(default=False)
+    control_share = models.PositiveSmallIntegerField(
+        default=0, help_text="Percent of the consenting audience held out (0-50)"
+    )
+    split_variants = models.BooleanField(
+        default=False, help_text="Spread the approved variants over the customers (A/B test)"
+    )
+    seed = models.BigIntegerField(help_text="Seeds the control group and the variant split")
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports"
+    )
+    file = models.FileField(storage=export_storage, max_length=255, blank=True)
+    file_name = models.CharField(max_length=255, blank=True, help_text="Name of the download")
+    file_size = models.BigIntegerField(default=0)
+    file_removed = models.CharField(max_length=300, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    rows_skipped = models.PositiveIntegerField(default=0)
+    control_size = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    warning_counts = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [("download_export", "Can download export files")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(control_share__lte=50), name="export_control_share_at_most_50"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Export #{self.pk} ({self.preset})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("copygen:export-detail", args=[self.pk])
+
+    @property
+    def preset_label(self) -> str:
+        return preset_label(self.preset)
+
+    @property
+    def status(self) -> str:
+        return self.job.status if self.job_id and self.job else Job.Status.FAILED
+
+    @property
+    def has_file(self) -> bool:
+        return bool(self.file) and self.status == Job.Status.SUCCEEDED
+
+
+class ExportRecipient(models.Model):
+    """One row of an export's file: which customer got which draft (variant, locale).
+
+    These rows are the drafts' export marks (``draft.export_recipients``): updating 100k
+    draft rows per export would cost more than writing the file. The draft may be deleted
+    later (reopened and drafted again); the row keeps its variant and locale so results
+    still join to the export and the variant."""
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="recipients")
+    draft = models.ForeignKey(
+        Draft,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="export_recipients",
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    variant = models.PositiveSmallIntegerField()
+    locale = models.CharField(max_length=8)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["export", "customer"], name="export_recipient_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Recipient #{self.pk} (customer #{self.customer_id}, export #{self.export_id})"
+
+
+class ControlMember(models.Model):
+    """A customer held out of a brief's exports so uplift can be measured.
+
+    Drawn once per brief: the first export asking for a control group fixes its share and
+    seed, and every later export of the brief holds out the same people (and draws new
+    audience members with the same rule). ``export`` is the export that first held them out."""
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="control_members")
+    brief = models.ForeignKey(Brief, on_delete=models.CASCADE, related_name="control_members")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["brief", "customer"], name="control_member_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Control member #{self.pk} (customer #{self.customer_id}, brief #{self.brief_id})"

@@ -3,6 +3,8 @@
 `copy_draft_task` is the drafting job's task (registered in marketing.tasks.JOB_TASKS, so
 job_enqueue and the worker's requeue of orphaned jobs find it); `copy_draft_chunks_task`
 helps it draft the job's chunks on other workers (see copygen.services.drafting).
+`copy_export_task` is the export job's (copygen.services.exports, which also connects the
+erasure hook of exports when this module is imported by the app's ready()).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from copygen.services import drafting
+from copygen.services import drafting, exports
 from marketing.models import Job
 from marketing.services.jobs import worker_name
 from marketing.tasks import JOB_TASKS, JobTask
@@ -37,4 +39,10 @@ def copy_draft_chunks_task(self: Task, job_id: int) -> None:
     drafting.drafting_chunks_run(job_id=job_id, worker=worker_name())
 
 
+@shared_task(bind=True, base=JobTask, name="copygen.copy_export", **_RETRY)
+def copy_export_task(self: Task, job_id: int) -> None:
+    exports.export_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
+
+
 JOB_TASKS[Job.Kind.COPY_DRAFT] = copy_draft_task
+JOB_TASKS[Job.Kind.COPY_EXPORT] = copy_export_task

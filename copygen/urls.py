@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from copygen.views import briefs, drafts
+from copygen.views import briefs, drafts, exports
 
 app_name = "copygen"
 
@@ -15,6 +15,13 @@ urlpatterns = [
     path("copy/briefs/<int:pk>/delete/", briefs.brief_delete, name="brief-delete"),
     path("copy/briefs/<int:pk>/draft/", briefs.brief_draft, name="brief-draft"),
     path("copy/briefs/<int:pk>/status/", briefs.brief_status, name="brief-status"),
+    # Exports of approved copy
+    path("copy/briefs/<int:pk>/export/", exports.export_create, name="export-create"),
+    path("copy/briefs/<int:pk>/exports/", exports.export_panel, name="export-panel"),
+    path("copy/exports/", exports.export_list, name="export-list"),
+    path("copy/exports/<int:pk>/", exports.export_detail, name="export-detail"),
+    path("copy/exports/<int:pk>/status/", exports.export_status, name="export-status"),
+    path("copy/exports/<int:pk>/download/", exports.export_download, name="export-download"),
     # Review
     path("copy/drafts/", drafts.draft_list, name="draft-list"),
     path("copy/drafts/bulk-approve/", drafts.draft_bulk_approve, name="draft-bulk-approve"),

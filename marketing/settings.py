@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "marketing",
     "recommendations",
     "copygen",
+    "api",
 ]
 
 MIDDLEWARE = [

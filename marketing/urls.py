@@ -59,6 +59,7 @@ urlpatterns = [
     path("", include((marketing_patterns, "marketing"))),
     path("", include("recommendations.urls", namespace="recommendations")),
     path("", include("copygen.urls", namespace="copygen")),
+    path("api/v1/", include("api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -17,6 +17,8 @@ ROLE_MIGRATIONS = (
     "0007_roles_segments_categories",
     "recommendations.0002_roles",
     "copygen.0002_roles",
+    "copygen.0003_exports",
+    "api.0002_roles",
 )
 
 
