@@ -7,6 +7,8 @@ import re
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from copygen.exporting import (
     PRESETS,
@@ -764,3 +766,37 @@ def test_export_rows_counts_and_streams():
     assert progress == [(4, 10), (8, 10), (10, 10)]
     assert len(read_csv(buf.getvalue())) == 7
     assert summary.bytes_written == len(buf.getvalue())
+
+
+def _split_reference(text: str, limit: int, unit: str) -> list[str] | None:
+    """The spaced rule stated plainly (quadratic): each part ends at the last whitespace run,
+    not at the text's start, whose preceding text is within the limit."""
+    measure = (lambda t: len(t.encode("utf-8"))) if unit == "bytes" else len
+    if not text:
+        return []
+    parts, rest = [], text
+    while measure(rest) > limit:
+        cut = None
+        for match in re.finditer(r"\s+", rest):
+            if match.start() == 0:
+                continue
+            if measure(rest[: match.start()]) > limit:
+                break
+            cut = match
+        if cut is None:
+            return None
+        parts.append(rest[: cut.start()])
+        rest = rest[cut.end() :]
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab é€😀 \n\t")), max_size=120),
+    limit=st.integers(min_value=1, max_value=20),
+    unit=st.sampled_from(["bytes", "chars"]),
+)
+def test_spaced_split_matches_the_plain_rule(text, limit, unit):
+    assert split_text(text, limit, unit, locale="en") == _split_reference(text, limit, unit)
