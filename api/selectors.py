@@ -22,19 +22,10 @@ from django.db.models.expressions import RawSQL
 
 from api.auth import ApiError
 from api.models import ApiToken
-from copygen.models import Brief, Draft
+from copygen.models import CHANNEL_CONSENT, Brief, Draft
 from marketing.models import Customer, Event, Product, Segment
 from recommendations.models import Recommendation
 
-# The customer consent a per-customer draft of each channel needs (None: none needed).
-CHANNEL_CONSENT: dict[str, str | None] = {
-    "email": "consent_email",
-    "sms": "consent_sms",
-    "push": "consent_push",
-    "google_ads": "consent_ads",
-    "meta_ads": "consent_ads",
-    "product_text": None,
-}
 CONTENT_KEYS = ("id",)
 RECOMMENDATION_KEYS = ("catalog_id", "-kind", "rank")  # discover before buy_again, best first
 

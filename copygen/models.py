@@ -37,6 +37,16 @@ CHANNEL_LABELS = {
     "meta_ads": "Meta ad",
     "product_text": "Product description",
 }
+# The customer consent copy of each channel needs before it reaches that customer (None:
+# none needed — product text is not sent to anyone). Exports and the API both apply it.
+CHANNEL_CONSENT: dict[str, str | None] = {
+    "email": "consent_email",
+    "sms": "consent_sms",
+    "push": "consent_push",
+    "google_ads": "consent_ads",
+    "meta_ads": "consent_ads",
+    "product_text": None,
+}
 LOCALE_LABELS = {
     "en": "English",
     "de": "German",

@@ -88,6 +88,7 @@ from copygen.exporting import PRESETS, ExportProduct, ExportRow, Preset, open_wr
 from copygen.exporting.presets.base import language_code
 from copygen.exporting.rows import CODES
 from copygen.models import (
+    CHANNEL_CONSENT,
     Brief,
     ControlMember,
     Draft,
@@ -122,14 +123,6 @@ BATCH = 500  # customers whose products are resolved with one query
 PRODUCT_CACHE = 20_000  # (product, locale) entries kept
 INSERT_BATCH = 5_000
 
-CONSENT_FIELDS: dict[str, str | None] = {
-    "email": "consent_email",
-    "sms": "consent_sms",
-    "push": "consent_push",
-    "google_ads": "consent_ads",
-    "meta_ads": "consent_ads",
-    "product_text": None,
-}
 FORMAT_EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "json": ".json"}
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -195,7 +188,7 @@ def consent_field(preset: Preset, channel: str) -> str | None:
     """The Customer field a row needs: ads for audience lists, else the channel's."""
     if preset.audience:
         return "consent_ads"
-    return CONSENT_FIELDS.get(channel)
+    return CHANNEL_CONSENT.get(channel)
 
 
 @dataclasses.dataclass(frozen=True)
