@@ -429,11 +429,9 @@ def _check_sources(brief: Brief) -> ModelRun | None:
 
 
 @transaction.atomic
-def brief_draft_start(*, brief: Brief, user) -> Job:
-    """Queue the brief's drafting job (enqueued on commit). Needs copygen.change_brief;
-    BriefBusy while a drafting job of the brief is active; ValidationError when its
-    products cannot be found."""
-    require_perm(user, "copygen.change_brief")
+def brief_lock(brief: Brief) -> Brief:
+    """The brief re-read under a row lock (inside the caller's transaction), so jobs started
+    from it are serialised; ValidationError when it was deleted meanwhile."""
     locked = (
         Brief.objects.select_for_update(of=("self",))
         .select_related("catalog", "segment")
@@ -442,6 +440,15 @@ def brief_draft_start(*, brief: Brief, user) -> Job:
     )
     if locked is None:
         raise ValidationError("This brief was deleted.")
+    return locked
+
+
+def brief_draft_start(*, brief: Brief, user) -> Job:
+    """Queue the brief's drafting job (enqueued on commit). Needs copygen.change_brief;
+    BriefBusy while a drafting job of the brief is active; ValidationError when its
+    products cannot be found."""
+    require_perm(user, "copygen.change_brief")
+    locked = brief_lock(brief)
     job = _active_job(locked)
     if job is not None:
         raise BriefBusy(job, "draft again")

@@ -96,6 +96,7 @@ from copygen.models import (
     ExportRecipient,
     export_storage,
 )
+from copygen.services.briefs import brief_lock
 from marketing.models import AuditEvent, Customer, Job, Product, SegmentMembership
 from marketing.permissions import require_perm
 from marketing.services.audit import audit
@@ -268,14 +269,7 @@ def export_create(
     approved to export, or another export of the brief is still running. A brief whose
     control group is fixed keeps it: the export records that share, whatever was asked."""
     require_perm(user, ADD_PERM)
-    locked = (
-        Brief.objects.select_for_update(of=("self",))
-        .select_related("catalog", "segment")
-        .filter(pk=brief.pk)
-        .first()
-    )
-    if locked is None:
-        raise ValidationError("This brief was deleted.")
+    locked = brief_lock(brief)
     errors: dict[str, list[str]] = {}
     chosen: Preset | None = None
     try:
