@@ -435,3 +435,51 @@ class ControlMember(models.Model):
 
     def __str__(self) -> str:
         return f"Control member #{self.pk} (customer #{self.customer_id}, brief #{self.brief_id})"
+
+
+class CampaignResult(models.Model):
+    """One recipient's outcome of an export, as the campaign tool reported it.
+
+    Written by the results import (``copygen.services.results_import``): one row per
+    (export, customer), so importing a newer report of the same send replaces the older
+    numbers instead of adding to them. Control members are never sent anything, so they
+    have no row here; their outcome (and the recipients' comparable one) is measured from
+    the store's purchase events by ``copygen.selectors_results``. ``delivered`` is None
+    when the tool does not report delivery; the rates then divide by ``sent``.
+    ``variant`` and ``locale`` are copied from the export's recipient row, which outlives
+    a deleted draft.
+    """
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="results")
+    # Denormalised from the export for per-brief reports.
+    brief = models.ForeignKey(Brief, on_delete=models.CASCADE, related_name="results")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    draft = models.ForeignKey(
+        Draft, on_delete=models.SET_NULL, null=True, blank=True, related_name="results"
+    )
+    variant = models.PositiveSmallIntegerField()
+    locale = models.CharField(max_length=8)
+    channel = models.CharField(max_length=16)
+    sent = models.BooleanField(default=True)
+    delivered = models.BooleanField(null=True, blank=True)
+    opened = models.BooleanField(default=False)
+    clicked = models.BooleanField(default=False)
+    converted = models.BooleanField(default=False)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    upload = models.ForeignKey(
+        "marketing.Upload", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["export", "customer"], name="campaign_result_unique")
+        ]
+        indexes = [models.Index(fields=["brief", "variant"], name="campaign_result_brief")]
+
+    def __str__(self) -> str:
+        return f"Result of customer #{self.customer_id} in export #{self.export_id}"

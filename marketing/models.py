@@ -228,6 +228,7 @@ class Upload(models.Model):
         EVENTS = "events", "Events"
         ONLINE_RETAIL = "online_retail", "Online Retail invoices (products + customers + events)"
         REVIEWS = "reviews", "Product reviews (rating + text)"
+        CAMPAIGN_RESULTS = "campaign_results", "Campaign results (per recipient)"
 
     catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="uploads")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -262,6 +263,7 @@ class Job(models.Model):
         MODEL_RUN = "model_run", "Recommendation run"
         COPY_DRAFT = "copy_draft", "Copy drafting"
         COPY_EXPORT = "copy_export", "Copy export"
+        RESULTS_IMPORT = "results_import", "Campaign results import"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -543,6 +545,7 @@ class AuditEvent(models.Model):
         EXPORT_DOWNLOADED = "export_downloaded", "Export downloaded"
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
+        RESULTS_IMPORTED = "results_imported", "Campaign results imported"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -18,6 +18,7 @@ ROLE_MIGRATIONS = (
     "recommendations.0002_roles",
     "copygen.0002_roles",
     "copygen.0003_exports",
+    "copygen.0004_campaign_results",
     "api.0002_roles",
 )
 
