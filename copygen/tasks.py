@@ -4,7 +4,8 @@
 job_enqueue and the worker's requeue of orphaned jobs find it); `copy_draft_chunks_task`
 helps it draft the job's chunks on other workers (see copygen.services.drafting).
 `copy_export_task` is the export job's (copygen.services.exports, which also connects the
-erasure hook of exports when this module is imported by the app's ready()).
+erasure hook of exports when this module is imported by the app's ready());
+`results_import_task` is the campaign results import's (copygen.services.results_import).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from copygen.services import drafting, exports
+from copygen.services import exports
 from marketing.models import Job
 from marketing.services.jobs import worker_name
 from marketing.tasks import JOB_TASKS, JobTask
@@ -31,11 +32,15 @@ _RETRY = {
 
 @shared_task(bind=True, base=JobTask, name="copygen.copy_draft", **_RETRY)
 def copy_draft_task(self: Task, job_id: int) -> None:
+    from copygen.services import drafting  # numpy, scikit-learn: only where it runs
+
     drafting.drafting_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
 @shared_task(bind=True, base=JobTask, name="copygen.copy_draft_chunks", **_RETRY)
 def copy_draft_chunks_task(self: Task, job_id: int) -> None:
+    from copygen.services import drafting  # numpy, scikit-learn: only where it runs
+
     drafting.drafting_chunks_run(job_id=job_id, worker=worker_name())
 
 
@@ -44,5 +49,15 @@ def copy_export_task(self: Task, job_id: int) -> None:
     exports.export_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
+@shared_task(bind=True, base=JobTask, name="copygen.results_import", **_RETRY)
+def results_import_task(self: Task, job_id: int) -> None:
+    from copygen.services import results_import  # pandas: only in workers that run it
+
+    results_import.results_import_run(
+        job_id=job_id, worker=worker_name(), celery_id=self.request.id or ""
+    )
+
+
 JOB_TASKS[Job.Kind.COPY_DRAFT] = copy_draft_task
 JOB_TASKS[Job.Kind.COPY_EXPORT] = copy_export_task
+JOB_TASKS[Job.Kind.RESULTS_IMPORT] = results_import_task

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from copygen.views import briefs, drafts, exports
+from copygen.views import briefs, drafts, exports, results, results_import
 
 app_name = "copygen"
 
@@ -22,6 +22,35 @@ urlpatterns = [
     path("copy/exports/<int:pk>/", exports.export_detail, name="export-detail"),
     path("copy/exports/<int:pk>/status/", exports.export_status, name="export-status"),
     path("copy/exports/<int:pk>/download/", exports.export_download, name="export-download"),
+    # Campaign results import (the tool's per-recipient report of an export)
+    path(
+        "copy/exports/<int:pk>/results/import/",
+        results_import.results_import_upload,
+        name="results-import",
+    ),
+    path(
+        "copy/exports/<int:pk>/results/import/<int:upload_pk>/",
+        results_import.results_import_mapping,
+        name="results-import-mapping",
+    ),
+    path(
+        "copy/results/imports/<int:pk>/",
+        results_import.results_import_detail,
+        name="results-import-detail",
+    ),
+    path(
+        "copy/results/imports/<int:pk>/status/",
+        results_import.results_import_status,
+        name="results-import-status",
+    ),
+    # Campaign results
+    path("copy/briefs/<int:pk>/results/", results.brief_results, name="brief-results"),
+    path(
+        "copy/briefs/<int:pk>/results/panel/",
+        results.brief_results_panel,
+        name="brief-results-panel",
+    ),
+    path("copy/results/", results.results_overview, name="results-overview"),
     # Review
     path("copy/drafts/", drafts.draft_list, name="draft-list"),
     path("copy/drafts/bulk-approve/", drafts.draft_bulk_approve, name="draft-bulk-approve"),

@@ -47,7 +47,6 @@ from marketing.models import (
     Upload,
 )
 from marketing.services import catalogs as catalog_services
-from marketing.services import categories as category_services
 from marketing.services import customers as customer_services
 
 
@@ -488,6 +487,10 @@ class DerivedCategoryAdminForm(forms.ModelForm):
         fields = ("name",)
 
     def clean_name(self) -> str:
+        # Imported here: it loads scikit-learn, and every process (workers too) imports the
+        # admin through django.setup().
+        from marketing.services import categories as category_services
+
         try:
             return category_services.category_name_check(
                 category=self.instance, name=self.cleaned_data.get("name", "")
@@ -541,6 +544,8 @@ class DerivedCategoryAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: DerivedCategory, form: forms.ModelForm, change: bool
     ) -> None:
+        from marketing.services import categories as category_services  # as in clean_name
+
         try:
             renamed = category_services.category_rename(
                 user=request.user, category=obj, name=form.cleaned_data["name"]

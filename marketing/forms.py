@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from django import forms
 
-from marketing.analytics.importing import FIELDS, auto_map
 from marketing.models import Catalog, Upload, default_non_product_patterns
 from marketing.selectors import ProductSort, catalog_name_taken
 
@@ -255,18 +254,32 @@ class CustomerFilterForm(forms.Form):
 # =============================================================================================
 
 
-class UploadForm(forms.Form):
-    kind = forms.ChoiceField(choices=Upload.Kind.choices, label="What is in the file?")
+# Campaign results belong to an export: they are imported from the export's page.
+CATALOG_UPLOAD_KINDS = [(k, v) for k, v in Upload.Kind.choices if k != Upload.Kind.CAMPAIGN_RESULTS]
+
+
+class FileUploadForm(forms.Form):
+    """A file to import whose kind the page already knows (campaign results)."""
+
     file = forms.FileField(
         label="File",
         help_text="CSV (any delimiter; UTF-8, UTF-16 or Latin-1), JSON, JSON Lines or XLSX.",
     )
 
 
+class UploadForm(FileUploadForm):
+    kind = forms.ChoiceField(choices=CATALOG_UPLOAD_KINDS, label="What is in the file?")
+    field_order = ["kind", "file"]
+
+
 class MappingForm(forms.Form):
     """One select per target field, listing the file's columns."""
 
     def __init__(self, *args, kind: str, columns: list[str], **kwargs) -> None:
+        # Imported here: the importer's package loads pandas, and every process imports this
+        # module (the admin's catalog form), export workers too.
+        from marketing.analytics.importing import FIELDS, auto_map
+
         super().__init__(*args, **kwargs)
         initial = auto_map(columns, kind)
         choices = [("", "— not in file —")] + [(c, c) for c in columns]

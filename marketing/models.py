@@ -546,6 +546,10 @@ class AuditEvent(models.Model):
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
         RESULTS_IMPORTED = "results_imported", "Campaign results imported"
+        DATA_IMPORTED = "data_imported", "Data imported"
+        CATALOG_CREATED = "catalog_created", "Catalog created"
+        CATALOG_CHANGED = "catalog_changed", "Catalog settings changed"
+        CATALOG_DELETED = "catalog_deleted", "Catalog deleted"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

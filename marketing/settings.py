@@ -7,6 +7,7 @@ through psycopg 3) and CELERY_BROKER_URL (Redis or RabbitMQ).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import secrets
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",  # login throttling (see "Security" below)
     "marketing",
     "recommendations",
     "copygen",
@@ -91,7 +93,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # An id per request for its log lines, returned as X-Request-ID (marketing.logs).
+    "marketing.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every answer (see "Security" below).
+    "marketing.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,6 +110,8 @@ MIDDLEWARE = [
     "marketing.middleware.LoginRequiredMiddleware",
     # "database is locked" (SQLite busy with an import) becomes a friendly 503.
     "marketing.middleware.DatabaseBusyMiddleware",
+    # Turns a locked-out login into the lock-out page (django-axes); last, as its docs ask.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "marketing.urls"
@@ -273,6 +281,10 @@ if COPY_LLM_BASE_URL and not COPY_LLM_BASE_URL.startswith(("http://", "https://"
 if COPY_LLM_BASE_URL and not COPY_LLM_MODEL:
     raise ImproperlyConfigured("COPY_LLM_MODEL is required when COPY_LLM_BASE_URL is set")
 
+# Campaign results: a customer's purchases count for a brief's uplift against its control
+# group from the export that sent (or held out) them until this many days later.
+CAMPAIGN_ATTRIBUTION_DAYS = env_int("CAMPAIGN_ATTRIBUTION_DAYS", 14, minimum=1)
+
 # Customer attributes never used as features of any model or learned segment (plus their
 # close synonyms, see marketing.analytics.sensitive). Replacing the list drops the defaults.
 SENSITIVE_ATTRIBUTES = tuple(env_list("SENSITIVE_ATTRIBUTES", list(DEFAULT_SENSITIVE)))
@@ -283,26 +295,111 @@ ROLE_MARKETER = "marketer"
 ROLE_APPROVER = "approver"
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# text: one readable line per record; json: one JSON object per line (time, level, logger,
+# message, request_id, job_id) for a log collector. Both mask e-mail addresses (marketing.logs).
+LOG_FORMAT = env_str("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "marketing.logs.ContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "marketing.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "marketing.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # gensim logs every training epoch at INFO: noise in a worker's log.
         "gensim": {"level": "WARNING"},
+        # django-axes logs every login attempt at INFO (masked); failures still log a warning.
+        "axes": {"level": "WARNING"},
     },
 }
 
+# --------------------------------------------------------------------------- Security
+# HTTPS, cookies, headers and login throttling; `manage.py check --deploy` is clean with the
+# production environment (REQUIRE_SECRET_KEY=1, DEBUG=0, ALLOWED_HOSTS, a Redis cache).
+# Production defaults to HTTPS=1: redirect http to https, HSTS, secure cookies. Embedded and
+# development runs (make run, tests) stay on plain HTTP unless HTTPS=1.
+PRODUCTION = env_bool("REQUIRE_SECRET_KEY", False) and not DEBUG
+HTTPS = env_bool("HTTPS", PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Load balancers and orchestrators probe /health/ over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Asking browsers to preload HSTS commits the whole domain to HTTPS: the operator's choice.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a proxy that terminates TLS, trust its X-Forwarded-Proto (only then: a client could
+# send the header itself).
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SILENCED_SYSTEM_CHECKS = []
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS.append("security.W021")  # preload off by choice (above)
+
+# No inline scripts, no eval: scripts are static files (htmx, plotly.js, app.js; charts read
+# their figures from json_script data blocks). style-src allows inline styles because
+# plotly.js styles the charts it draws with inline style attributes and <style> elements;
+# images allow data: and blob: for plotly's "download as PNG".
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username from
+# one address, that pair is refused for LOGIN_COOLOFF_MINUTES (counted from the lock-out; more
+# attempts do not extend it), with the lock-out page (429). Counters live in the Django cache,
+# not the database, so logging in never waits for SQLite while an import writes (see
+# marketing.signals); keys are hashes and logs mask usernames and addresses.
+AXES_ENABLED = env_bool("LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # the cache handler stores nothing in axes' tables
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out pair before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+if not PRODUCTION:
+    # axes wants an atomic shared cache (Redis) for its counters. The embedded file cache is
+    # shared by the processes of one host; two failures at the same instant may count once.
+    # Production gets the warning until CACHE_BACKEND points at Redis.
+    SILENCED_SYSTEM_CHECKS.append("axes.W001")
+# ------------------------------------------------------------------------ end Security
 
 # The cache carries live progress of SQLite jobs between the worker and the web process,
 # so the default is a file cache in DATA_DIR; production may point it at Redis.

@@ -1,10 +1,11 @@
-"""Signal hooks: worker start-up takes back orphaned jobs; logins never wait for SQLite."""
+"""Signal hooks: worker start-up takes back orphaned jobs and starts the worker's heartbeat;
+logins never wait for SQLite."""
 
 from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from django.contrib.auth import user_logged_in
 from django.contrib.auth.models import update_last_login
 
@@ -23,6 +24,22 @@ def requeue_orphaned_jobs(**_: object) -> None:
         logger.warning("job %s lost its worker %s; retrying", job.pk, job.worker)
         job_release(job_id=job.pk)
         job_task_for(job.kind).delay(job.pk)
+
+
+@worker_ready.connect
+def start_worker_heartbeat(sender: object = None, **_: object) -> None:
+    """Beat every 30 s while this worker lives (see marketing.services.heartbeats)."""
+    from marketing.services.heartbeats import worker_heartbeat_start
+    from marketing.services.jobs import worker_name
+
+    worker_heartbeat_start(name=getattr(sender, "hostname", "") or worker_name())
+
+
+@worker_shutdown.connect
+def stop_worker_heartbeat(**_: object) -> None:
+    from marketing.services.heartbeats import worker_heartbeat_stop
+
+    worker_heartbeat_stop()
 
 
 def update_last_login_unless_busy(sender, user, **kwargs) -> None:

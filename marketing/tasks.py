@@ -1,4 +1,9 @@
-"""Celery tasks: thin wrappers that call a service with a job id."""
+"""Celery tasks: thin wrappers that call a service with a job id.
+
+Every process imports the task modules (the apps' ready(), the worker's autodiscovery), so
+a task imports its service when it runs: a worker that only exports never loads pandas,
+pyarrow or scikit-learn (about 150 MB per process).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ from django.conf import settings
 from django.db import OperationalError
 
 from marketing.models import Job
-from marketing.services import imports, profiles
 from marketing.services.jobs import job_fail, worker_name
 
 logger = logging.getLogger(__name__)
@@ -55,6 +59,8 @@ class JobTask(Task):
     max_retries=max(settings.MAX_JOB_ATTEMPTS - 1, 0),
 )
 def import_run_task(self: Task, job_id: int) -> None:
+    from marketing.services import imports  # pandas, pyarrow: only in workers that import
+
     imports.import_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
@@ -68,6 +74,8 @@ def import_run_task(self: Task, job_id: int) -> None:
     max_retries=max(settings.MAX_JOB_ATTEMPTS - 1, 0),
 )
 def profile_refresh_task(self: Task, job_id: int) -> None:
+    from marketing.services import profiles  # pandas, scikit-learn: only where it runs
+
     profiles.profile_refresh_run(
         job_id=job_id, worker=worker_name(), celery_id=self.request.id or ""
     )

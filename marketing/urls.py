@@ -3,10 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from marketing.views import (
+    audit,
     browse,
     catalogs,
     categories,
     erasure,
+    health,
     imports,
     jobs,
     pages,
@@ -53,6 +55,10 @@ marketing_patterns = [
     path("jobs/<int:pk>/status/", jobs.job_status, name="job-status"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job-cancel"),
     path("jobs/<int:pk>/report.csv", jobs.job_report, name="job-report"),
+    # Audit log (admins) and the public health check
+    path("audit/", audit.audit_log, name="audit-log"),
+    path("audit/export.csv", audit.audit_log_csv, name="audit-log-csv"),
+    path("health/", health.health, name="health"),
 ]
 
 urlpatterns = [

@@ -3,6 +3,10 @@
 `model_run_task` (the job's task, registered in marketing.tasks.JOB_TASKS) trains and then
 scores; in chord mode it sends `model_run_score_batch_task` per customer batch with
 `model_run_finish_task` as the chord's callback (see recommendations.services.runs).
+
+Each task imports the runs service when it runs: it loads numpy, pandas, scikit-learn and
+gensim, which a worker process that only imports or exports should not hold (every process
+imports this module through the app's ready()).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from django.db import OperationalError
 from marketing.models import Job
 from marketing.services.jobs import worker_name
 from marketing.tasks import JOB_TASKS, JobTask
-from recommendations.services import runs
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class ModelRunStepTask(Task):
 
 
 def _fail_quietly(**ids: int) -> None:
+    from recommendations.services import runs
+
     try:
         runs.model_run_fail(
             **ids,
@@ -62,6 +67,8 @@ def _fail_quietly(**ids: int) -> None:
 
 @shared_task(bind=True, base=ModelRunJobTask, name="recommendations.model_run", **_RETRY)
 def model_run_task(self: Task, job_id: int) -> None:
+    from recommendations.services import runs
+
     runs.model_run_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
@@ -69,11 +76,15 @@ def model_run_task(self: Task, job_id: int) -> None:
     bind=True, base=ModelRunStepTask, name="recommendations.model_run_score_batch", **_RETRY
 )
 def model_run_score_batch_task(self: Task, run_id: int, index: int) -> None:
+    from recommendations.services import runs
+
     runs.model_run_score_batch(run_id=run_id, index=index, worker=worker_name())
 
 
 @shared_task(bind=True, base=ModelRunStepTask, name="recommendations.model_run_finish", **_RETRY)
 def model_run_finish_task(self: Task, run_id: int) -> None:
+    from recommendations.services import runs
+
     runs.model_run_finish(run_id=run_id)
 
 

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -248,6 +249,62 @@ def _segment_context(run: ModelRun, comparison: selectors.Comparison, model: str
     }
 
 
+CAMPAIGN_KINDS = (("click", "Clicks"), ("purchase", "Conversions"))
+
+
+def _campaign_context(run: ModelRun) -> dict | None:
+    """The "Campaign feedback" card from ``comparison["campaign"]`` (see
+    recommendations.services.campaign_check); None for runs from before the check."""
+    block = (run.comparison or {}).get("campaign")
+    if not isinstance(block, dict):
+        return None
+    previous = block.get("previous_run")
+    labels = {
+        "previous": f"Run #{previous}'s model" if previous else "Previous run's model",
+        "current": "This run's model",
+        "stored": f"Run #{previous}'s stored lists (what was sent)",
+    }
+    rows = []
+    for row in block.get("rows") or []:
+        scores = row.get("scores") or {}
+        rows.append(
+            {
+                "key": row.get("key"),
+                "label": labels.get(row.get("key"), row.get("key")),
+                "algorithm": row.get("algorithm") or "",
+                "reason": row.get("reason"),
+                "same_as": labels.get(row.get("same_as")) if row.get("same_as") else None,
+                "without_list": row.get("without_list"),
+                "kinds": [scores.get(kind) or {} for kind, _ in CAMPAIGN_KINDS],
+            }
+        )
+    dropped = {"no_history": 0, "unknown_product": 0, "already_bought": 0}
+    for counts in (block.get("dropped") or {}).values():
+        for key in dropped:
+            dropped[key] += int(counts.get(key) or 0)
+    events = block.get("events") or {}
+    scored = block.get("scored") or {}
+    return {
+        "compared": block.get("status") == "compared",
+        "reason": block.get("reason"),
+        "previous_run": previous,
+        "since": _parse_time(block.get("since")),
+        "cutoff": _parse_time(block.get("cutoff")),
+        "k": block.get("k"),
+        "customers": block.get("customers"),
+        "clicks": events.get("click", 0),
+        "conversions": events.get("purchase", 0),
+        "scored": [(label, scored.get(kind) or {}) for kind, label in CAMPAIGN_KINDS],
+        "dropped": dropped,
+        "kinds": [label for _, label in CAMPAIGN_KINDS],
+        "rows": rows,
+    }
+
+
+def _parse_time(value):
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
 def _rules_display(run: ModelRun) -> list[tuple[str, list]]:
     """The run's rules in words (label, lines), products by SKU and title."""
     rules = run.rules or {}
@@ -293,6 +350,7 @@ def _results_context(request: HttpRequest, run: ModelRun) -> dict:
         "comparison": comparison,
         "rules": _rules_display(run),
         "auto_algorithms": algorithms_available(),
+        "campaign": _campaign_context(run),
         **_abilities(request),
     }
     if comparison.models:

@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+# re's \s in a str pattern is str.isspace() per character: one search in C per address.
+_WHITESPACE = re.compile(r"\s")
 
 
 def sha256_hex(text: str) -> str:
@@ -62,7 +64,7 @@ def normalize_email(value: object, *, gmail_dots: bool = False) -> str | None:
     gmail.com / googlemail.com addresses, which Gmail ignores when delivering.
     """
     text = "" if value is None else unicodedata.normalize("NFC", str(value)).strip().lower()
-    if not text or text.count("@") != 1 or any(ch.isspace() for ch in text):
+    if not text or text.count("@") != 1 or _WHITESPACE.search(text):
         return None
     local, domain = text.split("@")
     if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):
@@ -237,6 +239,11 @@ def normalize_country(value: object) -> str | None:
     text = "" if value is None else str(value).strip()
     if not text:
         return None
+    return _country_of(text)
+
+
+@lru_cache(maxsize=4096)  # a shop's customers write their country a few dozen ways
+def _country_of(text: str) -> str | None:
     return _country_index().get(_country_key(text))
 
 

@@ -25,7 +25,6 @@ from marketing.permissions import require_perm
 from marketing.services.audit import audit
 from marketing.services.jobs import job_create, job_enqueue
 from recommendations.models import ModelRun, Recommendation
-from recommendations.selectors import model_run_current
 
 MAX_VARIANTS = 5
 MAX_PRODUCTS_PER_MESSAGE = 3
@@ -381,6 +380,10 @@ def brief_delete(*, brief: Brief, user) -> dict[str, int]:
 def brief_run(brief: Brief) -> ModelRun | None:
     """The recommendation run a drafting job of the brief would use: its own or the
     catalog's current one."""
+    # Imported here: recommendations.selectors loads numpy, pandas and scipy, and the export
+    # worker imports this module for brief_lock only.
+    from recommendations.selectors import model_run_current
+
     if brief.model_run_id is not None:
         return ModelRun.objects.filter(pk=brief.model_run_id).first()
     return model_run_current(catalog=brief.catalog)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # settings import this module: pandas (~90 MB) only where frames are used
+    import pandas as pd
 
 DEFAULT_SENSITIVE: tuple[str, ...] = ("gender", "age", "date_of_birth", "ethnicity", "religion")
 

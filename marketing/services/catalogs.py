@@ -20,9 +20,10 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from marketing.models import Catalog, Event, Job, Product, Upload
+from marketing.models import AuditEvent, Catalog, Event, Job, Product, Upload
 from marketing.permissions import require_perm
 from marketing.selectors import catalog_name_taken
+from marketing.services.audit import audit
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ def catalog_create(
             catalog.save()
     except IntegrityError as exc:
         raise ValidationError({"name": f"A catalog named “{name}” already exists."}) from exc
+    audit(
+        actor=user,
+        action=AuditEvent.Action.CATALOG_CREATED,
+        obj=catalog,
+        details={"name": name, "currency": catalog.currency, "timezone": timezone},
+    )
     logger.info("catalog %s created by %s", catalog.pk, getattr(user, "pk", None))
     return catalog
 
@@ -107,6 +114,7 @@ def catalog_update(
     require_perm(user, "marketing.change_catalog")
     name = name.strip()
     _check(name=name, non_product_patterns=non_product_patterns, exclude_pk=catalog.pk)
+    before = {field: getattr(catalog, field) for field in _EDITABLE}
     catalog.name = name
     catalog.currency = currency.upper()
     catalog.default_language = default_language
@@ -117,8 +125,35 @@ def catalog_update(
             catalog.save(update_fields=[*_EDITABLE, "updated_at"])
     except IntegrityError as exc:
         raise ValidationError({"name": f"A catalog named “{name}” already exists."}) from exc
+    changes = _changes(before, catalog)
+    if changes:
+        audit(
+            actor=user,
+            action=AuditEvent.Action.CATALOG_CHANGED,
+            obj=catalog,
+            details={"name": name, "changes": changes},
+        )
     logger.info("catalog %s updated by %s", catalog.pk, getattr(user, "pk", None))
     return catalog
+
+
+def _changes(before: dict, catalog: Catalog) -> dict:
+    """What an update changed, for the audit trail: old and new value of each setting, and
+    the non-product patterns added and removed (settings an admin typed, never customer data)."""
+    changes: dict = {}
+    for field in _EDITABLE:
+        old, new = before[field], getattr(catalog, field)
+        if old == new:
+            continue
+        if field == "non_product_patterns":
+            old, new = _patterns(old), _patterns(new)
+            changes[field] = {
+                "added": [p for p in new if p not in old],
+                "removed": [p for p in old if p not in new],
+            }
+        else:
+            changes[field] = {"from": old, "to": new}
+    return changes
 
 
 @transaction.atomic
@@ -151,6 +186,12 @@ def catalog_delete(*, catalog: Catalog, user: AbstractBaseUser | AnonymousUser) 
     products = by_model.get(Product._meta.label, 0)
     _, by_model = Upload.objects.filter(catalog=catalog).delete()
     uploads = by_model.get(Upload._meta.label, 0)
+    audit(
+        actor=user,
+        action=AuditEvent.Action.CATALOG_DELETED,
+        obj=catalog,
+        details={"name": name, "products": products, "events": events, "uploads": uploads},
+    )
     catalog.delete()
 
     def remove_files() -> None:
@@ -169,6 +210,11 @@ def catalog_delete(*, catalog: Catalog, user: AbstractBaseUser | AnonymousUser) 
         events,
     )
     return CatalogDeleted(name=name, products=products, events=events, uploads=uploads)
+
+
+def _patterns(value) -> list[str]:
+    """Older rows may hold one pattern as a plain string (the importer accepts both)."""
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def _lock_against_imports(catalog_pk: int) -> None:

@@ -71,9 +71,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -86,7 +85,6 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.encoding import force_bytes
 
-from marketing.analytics.importing import KINDS, auto_map, iter_frames, sniff
 from marketing.csvsafe import safe_cell, unsafe_cell
 from marketing.models import (
     AuditEvent,
@@ -101,6 +99,13 @@ from marketing.models import (
 )
 from marketing.permissions import require_perm
 from marketing.services.audit import audit
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# numpy, pandas and the importer's readers are imported where files are scanned: the export
+# worker imports this module (customer_erased, customer_erased_ids) and needs none of them.
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +129,10 @@ _IDENTITY_FIELDS = {
     Upload.Kind.CUSTOMERS: ("external_id", "email"),
     Upload.Kind.EVENTS: ("customer",),
     Upload.Kind.ONLINE_RETAIL: ("customer",),
+    Upload.Kind.CAMPAIGN_RESULTS: ("customer", "email"),
 }
+# Jobs that read uploaded files (and record their mapping in params).
+_FILE_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.RESULTS_IMPORT)
 # What the importer writes in a report's "column" for its own checks (not a file column).
 _REPORT_IDENTITY_NAMES = frozenset({"customer", "external_id", "email"})
 _SUPPRESSION_CACHE_MAX = 250_000  # ids remembered per import (erased or not)
@@ -266,6 +274,9 @@ class Suppression:
 
     def matches(self, external_ids: pd.Series | np.ndarray | list) -> np.ndarray:
         """A boolean per id (in order): which are suppressed. Each distinct id is tested once."""
+        import numpy as np
+        import pandas as pd
+
         values = np.asarray(external_ids, dtype=object)
         if not self.tokens or not len(values):
             return np.zeros(len(values), dtype=bool)
@@ -303,7 +314,9 @@ def customer_erasure_preview(*, customer: Customer) -> ErasurePreview:
 
 def active_imports() -> list[Job]:
     return list(
-        Job.objects.filter(kind=Job.Kind.IMPORT, status__in=Job.ACTIVE).select_related("catalog")
+        Job.objects.filter(kind__in=_FILE_JOB_KINDS, status__in=Job.ACTIVE).select_related(
+            "catalog"
+        )
     )
 
 
@@ -497,6 +510,8 @@ def _normalise(value: object) -> str:
 
 
 def _normalise_many(values: np.ndarray) -> pd.Series:
+    import pandas as pd
+
     text = pd.Series(values, dtype=object).fillna("").astype(str).str.strip()
     return text.str.replace(r"^(\d+)\.0$", r"\1", regex=True).str.casefold()
 
@@ -504,6 +519,8 @@ def _normalise_many(values: np.ndarray) -> pd.Series:
 def _identity_columns(kind: str | None, columns: list[str], mapping: dict | None) -> set[str]:
     """The file's columns that hold a customer id or email: the import's mapping, plus what
     the mapping form proposes for the file (it may not have been mapped yet)."""
+    from marketing.analytics.importing import KINDS, auto_map
+
     fields = _IDENTITY_FIELDS.get(kind, ()) if kind else ("external_id", "email", "customer")
     guessed = auto_map(columns, kind) if kind in KINDS and columns else {}
     found = set()
@@ -524,6 +541,8 @@ Hits = set[int] | _AllCustomers
 
 
 def _hits_in(values: np.ndarray, needles: dict[str, set[int]]) -> set[int]:
+    import pandas as pd
+
     uniques = pd.unique(values)
     normalised = _normalise_many(uniques)
     found = normalised[normalised.isin(list(needles))]
@@ -532,6 +551,8 @@ def _hits_in(values: np.ndarray, needles: dict[str, set[int]]) -> set[int]:
 
 def _upload_hits(upload: Upload, mapping: dict | None, needles: dict[str, set[int]]) -> Hits:
     """Which customers' id or email the stored file holds in its identity columns."""
+    from marketing.analytics.importing import iter_frames, sniff
+
     detected = upload.detected or {}
     columns = _identity_columns(upload.kind, list(detected.get("columns") or []), mapping)
     if not columns:
@@ -822,7 +843,7 @@ class ErasureScan:
 def _import_mappings() -> dict[int, dict]:
     """Upload pk -> the mapping its import job used (uploads never imported have none)."""
     mappings: dict[int, dict] = {}
-    jobs = Job.objects.filter(kind=Job.Kind.IMPORT).values_list("params", flat=True)
+    jobs = Job.objects.filter(kind__in=_FILE_JOB_KINDS).values_list("params", flat=True)
     for params in jobs.iterator(chunk_size=2000):
         upload_id = (params or {}).get("upload_id")
         if isinstance(upload_id, int):

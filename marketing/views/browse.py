@@ -18,6 +18,7 @@ from marketing import charts, selectors
 from marketing.forms import CustomerFilterForm, ProductFilterForm
 from marketing.htmx import wants_partial
 from marketing.models import Catalog, Customer, Product, Profile
+from marketing.permissions import require_perm
 from marketing.profile_display import quality_text, segment_explanation, weekday_name
 from marketing.selectors_profiles import (
     customer_profiles,
@@ -29,8 +30,10 @@ from recommendations.selectors import customer_recommendations
 RECENT_EVENTS = 20
 TIMELINE_PAGE_SIZE = 25
 
-# Reading needs no permission beyond being signed in (every role may browse), so the
-# fetch helpers only turn a missing row into a 404.
+# Catalogs and products need no permission beyond being signed in (every role may browse).
+# Customers are personal data: their pages need marketing.view_customer (every role has it;
+# an account without a role does not), as segments and profiles do.
+VIEW_CUSTOMERS = "marketing.view_customer"
 
 
 def _get_catalog_for_user(request: HttpRequest, pk: int) -> Catalog:
@@ -42,7 +45,10 @@ def _get_product_for_user(request: HttpRequest, pk: int) -> Product:
 
 
 def _get_customer_for_user(request: HttpRequest, pk: int) -> Customer:
-    return selectors.customer_get(pk=pk)
+    """The customer (404 if missing), once the user may see customers (403)."""
+    customer = selectors.customer_get(pk=pk)
+    require_perm(request.user, VIEW_CUSTOMERS)
+    return customer
 
 
 @login_required
@@ -114,6 +120,7 @@ def _sales_totals(months: list[selectors.MonthlySales]) -> dict:
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
 def customer_list(request: HttpRequest) -> HttpResponse:
+    require_perm(request.user, VIEW_CUSTOMERS)
     form = CustomerFilterForm(request.GET or None, countries=selectors.customer_countries())
     form.is_valid()
     filters = form.filters()

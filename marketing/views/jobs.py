@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from marketing import selectors
@@ -36,6 +36,7 @@ def _get_job_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> 
     return job
 
 
+@require_safe
 def job_list(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("marketing.view_job"):
         raise PermissionDenied("You may not see jobs.")
@@ -56,6 +57,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "marketing/job_list.html", context)
 
 
+@require_safe
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = job_services.job_live_progress(_get_job_for_user(request, pk))
     context = {"job": job, "report": _report_preview(job), "nav": "jobs"}
@@ -64,6 +66,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "marketing/job_detail.html", context)
 
 
+@require_safe
 def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled fragment. Once the job ends, polling stops and `job-finished` fires."""
     job = job_services.job_live_progress(_get_job_for_user(request, pk))
@@ -102,6 +105,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(job)
 
 
+@require_safe
 def job_report(request: HttpRequest, pk: int) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     if not job.report_file:

@@ -89,5 +89,6 @@ def _dashboard_section(*, catalog, date_from, date_to) -> dict:
     }
 
 
+@require_http_methods(["GET", "HEAD"])
 def about(request: HttpRequest) -> HttpResponse:
     return render(request, "marketing/about.html", {"nav": "about"})

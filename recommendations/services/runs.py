@@ -9,7 +9,9 @@ per catalog). The job's task runs `model_run_run`:
    of the best, never test), refit it — and a BuyAgain model —
    on ALL purchases, and pickle them with what scoring needs (the artifact, under
    DATA_DIR/models: every worker must see the same DATA_DIR). The customers are cut into
-   `ModelRunBatch` rows of RECOMMENDATION_BATCH_SIZE.
+   `ModelRunBatch` rows of RECOMMENDATION_BATCH_SIZE. When campaign clicks and conversions
+   came in since the previous run, its model and this run's, both fitted blind to them, and
+   its stored lists are measured on them (`campaign_check`, into ``comparison["campaign"]``).
 2. **Score.** `model_run_score_batch` ranks one batch under the rules, builds each item's
    reason and writes the batch's rows in one transaction that also marks the batch done,
    after deleting whatever rows of (run, those customers) exist — so a redelivered or
@@ -104,6 +106,7 @@ from recommendations.services.artifacts import (
     popularity,
     training_data_read,
 )
+from recommendations.services.campaign_check import campaign_check_run
 from recommendations.services.retention import (
     ERASURE_RETIRED,
     artifact_retire,
@@ -386,6 +389,11 @@ def _train(run: ModelRun, job: Job) -> None:
     summary["selected"] = selected
     summary["selection"] = note
     summary["final_fit_s"] = round(fit_s, 3)
+    # Before the finish prunes the previous run's lists: they are what was sent.
+    report(len(names) + 1, total, "Measuring the models on campaign feedback", force=True)
+    summary["campaign"] = campaign_check_run(
+        run=run, data=data, selected=selected, params=params, fit_s=fit_s, k=TUNING_K
+    )
     bounds = [
         (i, data.customer_ids[start : start + batch_size])
         for i, start in enumerate(range(0, len(data.customer_ids), batch_size))

@@ -1,6 +1,8 @@
-"""Approve → export → download in the browser: an approver approves a draft, a marketer
-exports the brief from its page as a Mailchimp file, watches a real worker write it, reads
-the summary and downloads the file."""
+"""Approve → export → download → import results → see the variant chart, in the browser: an
+approver approves a draft, a marketer exports the brief from its page as a Mailchimp file,
+watches a real worker write it, reads the summary, downloads the file, then uploads the
+campaign tool's per-recipient report (one good row, one for an address that was never sent),
+watches the import, reads the rejected row, and opens the brief's results with its chart."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from copygen.models import Draft, Export
+from copygen.models import CampaignResult, Draft, Export
 from marketing.models import AuditEvent
 from tests.copygen_factories import BriefFactory, draft_make, mug
 from tests.e2e.conftest import log_out, login
@@ -38,7 +40,7 @@ def brief(settings, tmp_path, marketer, approver):
     return brief
 
 
-def test_approve_export_download(page, traffic, start_worker, brief, tmp_path):
+def test_approve_export_download_import_results(page, traffic, start_worker, brief, tmp_path):
     draft = Draft.objects.get(brief=brief, customer__external_id="K-1")
     login(page, "avery", "pw-avery")
     page.goto(draft.get_absolute_url())
@@ -85,6 +87,33 @@ def test_approve_export_download(page, traffic, start_worker, brief, tmp_path):
     page.goto("/copy/exports/")
     expect(page.locator("table.exports")).to_contain_text("Mailchimp")
     expect(page.locator("table.exports")).to_contain_text("mary")
+
+    # The campaign went out; the tool's per-recipient report comes back.
+    report = tmp_path / "mailchimp-activity.csv"
+    report.write_text(
+        "Email Address,Opens,Clicks,Revenue\r\n"
+        f"{rows[0][0].upper()},2,1,19.50\r\n"  # matched after normalising the address
+        "stranger@example.test,1,0,\r\n",  # never sent: rejected, row 3
+        encoding="utf-8",
+    )
+    page.goto(export.get_absolute_url())
+    page.locator("#import-results").click()
+    page.locator("input[type=file]").set_input_files(str(report))
+    page.get_by_role("button", name="Upload and check columns").click()
+    expect(page.locator("main")).to_contain_text("Email Address")  # the mapping step
+    page.get_by_role("button", name="Start import").click()
+    expect(page.locator("main")).to_contain_text("Succeeded", timeout=60_000)
+    rejected = page.locator("#results-report")
+    expect(rejected).to_contain_text("not a recipient of export")
+    expect(rejected).to_contain_text("3")  # the file's row
+    result = CampaignResult.objects.get()
+    assert (result.customer.external_id, result.opened, result.clicked) == ("K-1", True, True)
+
+    page.locator("#brief-results-link").click()
+    chart = page.locator("[data-chart=variant-rates]")
+    expect(chart.locator(".js-plotly-plot")).to_be_visible(timeout=15_000)
+    expect(chart.locator("g.point")).to_have_count(1)  # one bar: the one variant sent
+    expect(page.locator("main")).to_contain_text("Variant 1")
 
     page.wait_for_load_state("networkidle")
     assert traffic.external_requests == []

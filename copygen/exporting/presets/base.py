@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from copygen.engine.channels import FIELDS
 from copygen.exporting.normalize import (
@@ -61,6 +60,24 @@ class Skip(Exception):
         self.code = code
 
 
+_T = TypeVar("_T")
+
+
+class _once(Generic[_T]):  # a decorator, named like cached_property
+    """functools.cached_property without the lock Python 3.11 takes on every first use:
+    a Contact lives for one row, so each value is computed once and never shared."""
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> _T:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        value = obj.__dict__[self.name] = self.func(obj)  # later reads skip the descriptor
+        return value
+
+
 class Contact:
     """A row's contact data, normalised on first use (a Mailchimp export never parses a
     phone number)."""
@@ -69,19 +86,19 @@ class Contact:
         self.row = row
         self.gmail_dots = gmail_dots
 
-    @cached_property
+    @_once
     def country(self) -> str | None:
         return normalize_country(self.row.country)
 
-    @cached_property
+    @_once
     def email(self) -> str | None:
         return normalize_email(self.row.email, gmail_dots=self.gmail_dots)
 
-    @cached_property
+    @_once
     def phone(self) -> str | None:
         return normalize_phone(self.row.phone, self.country)
 
-    @cached_property
+    @_once
     def names(self) -> tuple[str, str]:
         """(first, last) as written, by `split_name`."""
         return split_name(self.row.name)
@@ -207,9 +224,13 @@ class Preset:
         for unit, limit in limits:
             if limit is None:
                 continue
-            for column, value in record.items():
-                if isinstance(value, str) and column not in self.limit_exempt:
-                    size = measure(value, unit)
+            # A value of at most `sure` code points fits whatever it holds (UTF-8 takes at
+            # most 4 bytes per code point), so only longer ones are measured.
+            sure = limit // 4 if unit == "bytes" else limit
+            longer = [c for c, v in record.items() if isinstance(v, str) and len(v) > sure]
+            for column in longer:
+                if column not in self.limit_exempt:
+                    size = measure(record[column], unit)
                     if size > limit:
                         raise Skip(column, too_long(size, limit, unit, self.label), "too_long")
 
@@ -326,23 +347,23 @@ def split_columns(
     """``text`` over the numbered ``names`` (unused ones ""), by `split_text`; Skip when it
     needs more parts than there are names or has a word over the limit."""
     parts = split_text(text, limit, unit, locale=locale)
-    u = unit_name(unit)
-    size = measure(text, unit)
-    if parts is None:
-        raise Skip(
-            column,
-            f"{size} {u} with a word longer than {label}'s {limit} {u} per field, "
-            "so it cannot be split at word boundaries",
-            "too_long",
-        )
-    if len(parts) > len(names):
+    if parts is None or len(parts) > len(names):
+        u = unit_name(unit)
+        size = measure(text, unit)
+        if parts is None:
+            raise Skip(
+                column,
+                f"{size} {u} with a word longer than {label}'s {limit} {u} per field, "
+                "so it cannot be split at word boundaries",
+                "too_long",
+            )
         raise Skip(
             column,
             f"{size} {u}, which needs {len(parts)} fields of at most {limit} {u}; "
             f"{label} has {len(names)} ({names[0]}…{names[-1]})",
             "too_long",
         )
-    return {name: parts[i] if i < len(parts) else "" for i, name in enumerate(names)}
+    return dict(zip(names, parts + [""] * (len(names) - len(parts)), strict=True))
 
 
 def language_code(value: str) -> str:
@@ -359,6 +380,11 @@ def hashed_or_empty(value: str | None) -> str:
 # --- "tailor_*" custom properties (Klaviyo, HubSpot, Braze) ----------------------------------
 
 PRODUCT_PARTS = ("name", "url", "price", "image")
+# tailor_product_<i>_<part> per slot, named once rather than per row.
+_PRODUCT_NAMES = tuple(
+    tuple(f"tailor_product_{i}_{part}" for part in PRODUCT_PARTS)
+    for i in range(1, PRODUCT_SLOTS + 1)
+)
 META_COLUMNS = (
     "tailor_segment",
     "tailor_brief",
@@ -418,12 +444,11 @@ def tailor_properties(
             record[f"{base}_parts"] = sum(1 for v in parts.values() if v)
         else:
             record[base] = text
-    for i, product in enumerate(slotted_products(row, warnings), start=1):
+    for names, product in zip(_PRODUCT_NAMES, slotted_products(row, warnings), strict=True):
         values = (
             (product.title, product.url, product.price, product.image_url) if product else ("",) * 4
         )
-        for part, value in zip(PRODUCT_PARTS, values, strict=True):
-            record[f"tailor_product_{i}_{part}"] = value
+        record.update(zip(names, values, strict=True))
     record.update(
         {
             "tailor_segment": row.segment,

@@ -46,6 +46,8 @@ Limits and rules:
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Any
 
 from copygen.exporting.presets.base import (
@@ -68,6 +70,8 @@ PRODUCT_COLUMNS = tuple(
     for i in range(1, PRODUCT_SLOTS + 1)
     for part in ("NAME", "URL", "PRICE", "IMAGE")
 )
+# P<n>_NAME, P<n>_URL, P<n>_PRICE, P<n>_IMAGE per slot, named once rather than per row.
+_SLOT_COLUMNS = tuple(PRODUCT_COLUMNS[i : i + 4] for i in range(0, len(PRODUCT_COLUMNS), 4))
 COLUMNS = (
     "Email Address",
     "First Name",
@@ -81,14 +85,23 @@ COLUMNS = (
 )
 
 
+# Code points from U+1F000 up (emoji, symbols) and the dingbats / misc. symbols block.
+_EMOJI = re.compile("[\u2600-\u27bf\U0001f000-\U0010ffff]")
+
+
 def _has_emoji(text: str) -> bool:
-    return any(ord(ch) >= 0x1F000 or 0x2600 <= ord(ch) <= 0x27BF for ch in text)
+    return _EMOJI.search(text) is not None
 
 
 def tags(row: ExportRow) -> str:
     """The Tags cell: segment and brief name; Skip for a tag Mailchimp would reject."""
+    return _tags(row.segment, row.brief_name)
+
+
+@lru_cache(maxsize=256)  # one export's rows share segment and brief (a Skip is not cached)
+def _tags(segment: str, brief_name: str) -> str:
     out = []
-    for value in (row.segment, row.brief_name):
+    for value in (segment, brief_name):
         tag = " ".join((value or "").split())
         if not tag:
             continue
@@ -131,11 +144,12 @@ def build(
         )
     )
     record["CTA"] = copy["cta"]
-    for i, product in enumerate(slotted_products(row, warnings), start=1):
-        record[f"P{i}_NAME"] = product.title if product else ""
-        record[f"P{i}_URL"] = product.url if product else ""
-        record[f"P{i}_PRICE"] = product.price if product else ""
-        record[f"P{i}_IMAGE"] = product.image_url if product else ""
+    slots = zip(_SLOT_COLUMNS, slotted_products(row, warnings), strict=True)
+    for (name, url, price, image), product in slots:
+        record[name] = product.title if product else ""
+        record[url] = product.url if product else ""
+        record[price] = product.price if product else ""
+        record[image] = product.image_url if product else ""
     record["Tags"] = tags(row)
     return record
 

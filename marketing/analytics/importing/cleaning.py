@@ -1,4 +1,5 @@
-"""Turn frames of source strings into validated products, customers and events.
+"""Turn frames of source strings into validated products, customers and events (and, for
+campaign results, recipients' outcomes).
 
 A `Cleaner` is made once per import and fed every chunk in file order; it keeps what
 must hold across chunks (keys and lines already seen, running counts). Validation is
@@ -25,7 +26,7 @@ from .chunk import (
     empty_frame,
 )
 from .errors import KEPT_AS_TEXT, CleanOptionError, ImportFileError, Issue
-from .fields import FIELDS, QUANTITY_LIMIT, VALUE_LIMIT, FieldSpec
+from .fields import FIELDS, QUANTITY_LIMIT, REQUIRED_ONE_OF, VALUE_LIMIT, FieldSpec, one_of_label
 from .formats import EXTRA_COLUMN, NUL_COLUMN, ROW_COLUMN
 from .keys import (
     KeyIndex,
@@ -37,7 +38,7 @@ from .keys import (
     occurrences,
     to_ids,
 )
-from .kinds import KIND_HASHES, KIND_NAMES, RETURN, KindRules
+from .kinds import KIND_HASHES, KIND_NAMES, RESULT_COLUMNS, RETURN, KindRules
 from .parsing import (
     DAY_FIRST,
     EITHER_ORDER,
@@ -94,6 +95,8 @@ class CleanedChunk:
     customers: pd.DataFrame
     events: pd.DataFrame
     issues: list[Issue] = field(default_factory=list)
+    # Campaign results only: one row per kept recipient row (kinds.RESULT_COLUMNS).
+    results: pd.DataFrame = field(default_factory=lambda: empty_frame(RESULT_COLUMNS))
 
 
 class Cleaner(KindRules):
@@ -114,6 +117,12 @@ class Cleaner(KindRules):
                 raise ImportFileError(
                     f"required column {spec.label!r} is missing{hint}", column=spec.label
                 )
+        group = REQUIRED_ONE_OF.get(kind, ())
+        if group and not any(self.mapping[name] for name in group):
+            label = one_of_label(kind)
+            raise ImportFileError(
+                f"required column {label} is missing (map at least one)", column=label
+            )
         self.options = options
         check_timezone(options.timezone)
         self._non_product = self._compile(options.non_product_patterns)
@@ -168,13 +177,19 @@ class Cleaner(KindRules):
             extra = ch.frame[EXTRA_COLUMN].to_numpy(dtype=object)
             ch.reject(extra != "", "", "more values than the header has columns", extra)
         if NUL_COLUMN in ch.frame:
-            # No database text column can hold NUL (PostgreSQL refuses it outright).
+            # No database text column can hold NUL (PostgreSQL refuses it outright) or a lone
+            # surrogate (no encoder takes it).
             where = ch.frame[NUL_COLUMN].to_numpy(dtype=object)
             for col in pd.unique(where[where != ""]).tolist():
-                ch.reject(
-                    where == col, col, "contains a NUL character", ch.frame[col].to_numpy(object)
-                )
-        products, customers, events = getattr(self, f"_clean_{self.kind}")(ch)
+                values = ch.frame[col].to_numpy(object)
+                reasons = [
+                    "contains a NUL character"
+                    if "\x00" in v
+                    else "contains a lone surrogate (such as \\ud800), which is not text"
+                    for v in values[where == col].tolist()
+                ]
+                ch.reject(where == col, col, reasons, values)
+        products, customers, events, *results = getattr(self, f"_clean_{self.kind}")(ch)
         issues = ch.issues()
         self.counts["rejected_rows"] += int(ch.rejected.sum())
         self.counts["formula_cells"] += sum(i.action == KEPT_AS_TEXT for i in issues)
@@ -183,6 +198,7 @@ class Cleaner(KindRules):
             customers if customers is not None else empty_frame(CUSTOMER_COLUMNS),
             events if events is not None else empty_frame(EVENT_COLUMNS),
             issues,
+            *results,
         )
 
     # ------------------------------------------------------------ shared checks
@@ -220,7 +236,7 @@ class Cleaner(KindRules):
         numbers, bad = parse_numbers(values)
         col = ch.col(name)
         ch.reject(bad, col, "not a number", values)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             # Compared as stored (2 decimals): 999999999999.999 would round up to the limit.
             ch.reject(np.abs(np.round(numbers, 2)) >= limit, col, "number too large", values)
             if negative:
@@ -408,7 +424,7 @@ class Cleaner(KindRules):
 
     def _line_value(self, ch: Chunk, value: np.ndarray, computed: np.ndarray) -> None:
         """Reject rows whose unit price × quantity (computed rows) the database cannot hold."""
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             too_large = computed & (np.abs(np.round(value, 2)) >= VALUE_LIMIT)
         ch.reject(
             too_large,

@@ -3,6 +3,42 @@
 Matching ignores case, spaces, underscores, hyphens and dots, so "Customer ID",
 "customer_id" and "CustomerID" all find the customer field. Aliases are tried in the
 order listed, so a file with both "sku" and "id" maps the SKU to "sku".
+
+Campaign results ("campaign_results": a campaign tool's per-recipient report of a Tailor
+export) need at least one of draft / customer / email (`REQUIRED_ONE_OF`). Where the
+headers come from (only what could be checked is attributed to a tool):
+
+==============  ==========================================================================
+Field           Headers matched, and their source
+==============  ==========================================================================
+draft           tailor_draft_id (Tailor's Klaviyo, HubSpot and Braze presets write it),
+                draft_id (Tailor's generic CSV / JSON Lines), draft
+variant         tailor_variant (the same presets), variant (generic), variant_id
+customer        tailor_customer_id, customer_id (generic), external_id (Braze's CSV
+                identifier, as the Braze preset writes it), customer
+email           "Email Address" (Mailchimp's audience column, as the Mailchimp preset
+                writes it), Email (Klaviyo and HubSpot presets), recipient (HubSpot's
+                Email Events API field for the address); $email and email_address are
+                common headers
+export, brief   tailor_export_id / export_id / export; tailor_brief_id (presets), brief_id
+                (generic), brief
+sent            sent, "Received Email" (a Klaviyo metric name), received: common headers
+delivered       delivered, delivery: common headers
+opened          opened, opens, open, "Opened Email" (a Klaviyo metric name), unique_opens
+clicked         clicked, clicks, click, "Clicked Email" (a Klaviyo metric name),
+                unique_clicks
+converted       converted, conversion(s), "Placed Order" (a Klaviyo metric name),
+                purchased, ordered, orders
+revenue         revenue, "Placed Order Value" (a Klaviyo metric name), order_value,
+                conversion_value, value, amount
+sent_at …       sent_at / send_time (the Mailchimp API's campaign field) / sent_date;
+                opened_at / open_time / first_open; clicked_at / click_time /
+                first_click; converted_at / conversion_time / order_date / purchased_at
+sku             sku, product_sku, product_id, item_id, stockcode: common headers
+==============  ==========================================================================
+
+The Klaviyo metric names were checked as metric names (reports, connectors), not as the
+header of a per-recipient export; the opens / clicks counts are read as "more than zero".
 """
 
 from __future__ import annotations
@@ -10,7 +46,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("products", "customers", "events", "reviews", "online_retail")
+KINDS = ("products", "customers", "events", "reviews", "online_retail", "campaign_results")
 
 EVENT_KINDS = (
     "view",
@@ -29,6 +65,8 @@ EVENT_KINDS = (
 PRICE_LIMIT = 1e10  # Product.price: 12 digits, 2 decimals
 VALUE_LIMIT = 1e12  # Event.value: 14 digits, 2 decimals
 QUANTITY_LIMIT = 2**31 - 1  # Event.quantity: integer
+
+_FLAG_HELP = "yes/no, true/false, 1/0, or a count (opens, clicks): more than 0 is yes."
 
 
 @dataclass(frozen=True)
@@ -354,7 +392,145 @@ FIELDS: dict[str, list[FieldSpec]] = {
         _f("customer", "CustomerID", "str", "CustomerID", "Customer ID", max_length=100),
         _f("country", "Country", "str", "Country", max_length=100),
     ],
+    # A campaign tool's per-recipient report of a Tailor export (copygen.services.results_import).
+    "campaign_results": [
+        _f(
+            "draft",
+            "Draft ID",
+            "int",
+            "tailor_draft_id",
+            "draft_id",
+            "draft",
+            help="Tailor's draft id, as the export wrote it.",
+        ),
+        _f(
+            "variant",
+            "Variant",
+            "int",
+            "tailor_variant",
+            "variant",
+            "variant_id",
+            help="Checked against the variant the export sent.",
+        ),
+        _f(
+            "customer",
+            "Customer ID",
+            "str",
+            "tailor_customer_id",
+            "customer_id",
+            "customerid",
+            "external_id",
+            "customer",
+            max_length=100,
+        ),
+        _f(
+            "email",
+            "Email",
+            "email",
+            "email_address",
+            "email",
+            "$email",
+            "e-mail",
+            "recipient",
+            help="Matched to the export's recipients ignoring case.",
+            max_length=254,
+        ),
+        _f("export", "Export ID", "int", "tailor_export_id", "export_id", "export"),
+        _f("brief", "Brief ID", "int", "tailor_brief_id", "brief_id", "brief"),
+        *(
+            _f(name, label, "bool", *aliases, help=help_)
+            for name, label, aliases, help_ in (
+                (
+                    "sent",
+                    "Sent",
+                    ("sent", "received_email", "received"),
+                    _FLAG_HELP + " Blank: yes.",
+                ),
+                (
+                    "delivered",
+                    "Delivered",
+                    ("delivered", "delivery"),
+                    _FLAG_HELP + " Blank: unknown.",
+                ),
+                (
+                    "opened",
+                    "Opened",
+                    ("opened", "opens", "open", "opened_email", "unique_opens"),
+                    _FLAG_HELP,
+                ),
+                (
+                    "clicked",
+                    "Clicked",
+                    ("clicked", "clicks", "click", "clicked_email", "unique_clicks"),
+                    _FLAG_HELP,
+                ),
+                (
+                    "converted",
+                    "Converted",
+                    (
+                        "converted",
+                        "conversion",
+                        "conversions",
+                        "placed_order",
+                        "purchased",
+                        "ordered",
+                        "orders",
+                    ),
+                    _FLAG_HELP,
+                ),
+            )
+        ),
+        _f(
+            "revenue",
+            "Revenue",
+            "decimal",
+            "revenue",
+            "placed_order_value",
+            "order_value",
+            "conversion_value",
+            "value",
+            "amount",
+            help="Order value of the conversion; blank: unknown.",
+        ),
+        _f(
+            "sent_at",
+            "Sent at",
+            "datetime",
+            "sent_at",
+            "send_time",
+            "sent_time",
+            "sent_date",
+            help="Times without a zone are the catalog's; a recipient's earliest is kept.",
+        ),
+        _f("opened_at", "Opened at", "datetime", "opened_at", "open_time", "first_open"),
+        _f("clicked_at", "Clicked at", "datetime", "clicked_at", "click_time", "first_click"),
+        _f(
+            "converted_at",
+            "Converted at",
+            "datetime",
+            "converted_at",
+            "conversion_time",
+            "order_date",
+            "ordered_at",
+            "purchased_at",
+        ),
+        _f(
+            "sku",
+            "SKU",
+            "str",
+            "sku",
+            "product_sku",
+            "product_id",
+            "item_id",
+            "stockcode",
+            help="The product clicked or bought; blank: the draft's first product.",
+            max_length=100,
+        ),
+    ],
 }
+
+# Kinds that need at least one of these fields mapped (rather than each of them).
+REQUIRED_ONE_OF: dict[str, tuple[str, ...]] = {"campaign_results": ("draft", "customer", "email")}
 
 _NOISE = re.compile(r"[\s_\-.]+")
 
@@ -396,8 +572,20 @@ def auto_map(columns: list[str], kind: str) -> dict[str, str | None]:
 def missing_required(mapping: dict[str, str | None], kind: str, columns: list[str]) -> list[str]:
     """Labels of required fields not mapped to a column the file has (form and service check)."""
     present = set(columns)
-    return [
+    specs = _specs(kind)
+    missing = [
         spec.label
-        for spec in _specs(kind)
+        for spec in specs
         if spec.required and (mapping.get(spec.name) or None) not in present
     ]
+    group = REQUIRED_ONE_OF.get(kind, ())
+    if group and not any((mapping.get(name) or None) in present for name in group):
+        missing.append(one_of_label(kind))
+    return missing
+
+
+def one_of_label(kind: str) -> str:
+    """The fields of `REQUIRED_ONE_OF` as a message names them: "Draft ID, Customer ID or Email"."""
+    labels = {spec.name: spec.label for spec in _specs(kind)}
+    names = [labels[name] for name in REQUIRED_ONE_OF.get(kind, ())]
+    return " or ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)

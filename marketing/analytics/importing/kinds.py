@@ -1,7 +1,9 @@
 """The rules of each import kind: which fields, which checks, which outputs.
 
 `KindRules` is mixed into `Cleaner`; each `_clean_<kind>` takes a `Chunk`, rejects what
-is invalid and returns (products, customers, events) frames (None for "none of these").
+is invalid and returns (products, customers, events) frames (None for "none of these");
+campaign results return a fourth frame, the recipients' outcomes (`RESULT_COLUMNS`), which
+`combine_results` merges per recipient once the service knows who each row is.
 The shared checks and the event assembly they call live in cleaning.py.
 """
 
@@ -20,9 +22,11 @@ from .parsing import (
     EMAIL,
     NAT,
     URL,
+    by_unique,
     invalid,
     longer_than,
     parse_bools,
+    parse_ints,
     parse_languages,
     strip,
 )
@@ -55,6 +59,25 @@ _KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 KIND_NAMES = np.array(EVENT_KINDS, dtype=object)
 KIND_HASHES = hash_strings(KIND_NAMES)
 VIEW, CLICK, CART, PURCHASE, RETURN, RATING, REVIEW, SEARCH, WISHLIST = range(len(EVENT_KINDS))
+
+# Campaign results: one row per recipient row of the file (merged later by `combine_results`).
+RESULT_IDS = ("draft", "variant", "export", "brief")  # whole numbers (nullable Int64)
+RESULT_FLAGS = ("sent", "delivered", "opened", "clicked", "converted")
+RESULT_TIMES = ("sent_at", "opened_at", "clicked_at", "converted_at")
+RESULT_COLUMNS = [
+    *RESULT_IDS,
+    "customer",
+    "email",
+    *RESULT_FLAGS,
+    "revenue",
+    *RESULT_TIMES,
+    "sku",
+    ROW_COLUMN,
+]
+# The flag each timestamp belongs to (a time given means yes, unless the flag says no).
+_FLAG_TIMES = {name: f"{name}_at" for name in ("sent", "opened", "clicked", "converted")}
+_ID_LIMITS = {"draft": 2**53, "export": 2**53, "brief": 2**53, "variant": 32_767}
+_COUNT = re.compile(r"\d+(?:\.0+)?")
 
 
 def _kind_of(text: str) -> int:
@@ -211,7 +234,7 @@ class KindRules:
         self._max_length(ch, "source", source)
 
         # Returns: a "return" kind, or a purchase with a negative quantity.
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             negative = quantity < 0
             kind = np.where(negative & (kind == PURCHASE), RETURN, kind).astype(np.int8)
             is_return = kind == RETURN
@@ -360,7 +383,7 @@ class KindRules:
             )
         self.counts["zero_price_lines"] += int(zero.sum())
         cancelled = ch.derive(invoice, lambda v: v[:1].upper() == "C").astype(bool)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             kind = np.where(cancelled | (quantity < 0), RETURN, PURCHASE).astype(np.int8)
             quantity = np.abs(quantity)
             value = quantity * price
@@ -437,6 +460,121 @@ class KindRules:
         )
         return products, customers, events
 
+    # ---------------------------------------------------------------- campaign results
+
+    def _clean_campaign_results(self, ch: Chunk):
+        """A campaign tool's per-recipient report: who (draft / customer / email, checked
+        against the export by the service), what happened (flags, revenue, times), which
+        product. Blank sent is yes, blank delivered unknown, other blank flags no; a time
+        given for a blank flag (or revenue for a blank conversion) makes it yes. Rows that
+        contradict themselves are rejected naming the column."""
+        ids = {name: self._whole_ids(ch, name) for name in RESULT_IDS}
+        customer, email, sku = ch.ids("customer"), ch.text("email"), ch.ids("sku")
+        for name, values in (("customer", customer), ("email", email), ("sku", sku)):
+            self._max_length(ch, name, values)
+        ch.reject(invalid(email, EMAIL), ch.col("email"), "invalid email", email)
+        email = ch.derive(email, str.lower)
+        who = next(name for name in ("draft", "customer", "email") if ch.col(name))
+        nobody = (ids["draft"] < 0) & (customer == "") & (email == "") & ~ch.rejected
+        ch.reject(nobody, ch.col(who), "no draft id, customer id or email", ch.raw(who))
+
+        given = {name: self._flag(ch, name) for name in RESULT_FLAGS}  # True/False/None
+        said_no = {name: values == False for name, values in given.items()}  # noqa: E712
+        said_yes = {name: values == True for name, values in given.items()}  # noqa: E712
+        times = {name: self._datetimes(ch, name, required=False) for name in RESULT_TIMES}
+        revenue = self._number(ch, "revenue", limit=VALUE_LIMIT, negative="negative revenue")
+        with np.errstate(invalid="ignore"):
+            earned = revenue > 0
+        # Evidence of each flag: (rows, the column that shows it). A time (or revenue for a
+        # conversion) in a row whose flag is blank says yes; where the flag says no, reject.
+        evidence: dict[str, list[tuple[np.ndarray, str]]] = {
+            name: [(said_yes[name], name)] for name in RESULT_FLAGS
+        }
+        for flag, time_name in _FLAG_TIMES.items():
+            timed = times[time_name] != NAT
+            ch.reject(
+                timed & said_no[flag],
+                ch.col(time_name),
+                f"{ch.col(time_name)} given but {ch.col(flag)} is no",
+                ch.raw(time_name),
+            )
+            evidence[flag].append((timed & ~said_no[flag], time_name))
+        ch.reject(
+            earned & said_no["converted"],
+            ch.col("revenue"),
+            "revenue without a conversion",
+            ch.raw("revenue"),
+        )
+        evidence["converted"].append((earned & ~said_no["converted"], "revenue"))
+        flags = {name: np.zeros(ch.n, dtype=bool) for name in RESULT_FLAGS}
+        for name, shown in evidence.items():
+            for rows, field_name in shown:
+                flags[name] |= rows
+                if name != "sent":  # nothing can happen to a message that was not sent
+                    ch.reject(
+                        rows & said_no["sent"],
+                        ch.col(field_name),
+                        f"{ch.col(field_name)} {'is yes' if field_name == name else 'given'} "
+                        f"but {ch.col('sent')} is no",
+                        ch.raw(field_name),
+                    )
+        flags["sent"] |= ~said_no["sent"]  # blank: sent
+
+        idx = np.flatnonzero(~ch.rejected)
+        idx = self._dedupe_lines(
+            ch, idx, frame_line_hash(ch.frame.iloc[idx], self._source_columns(ch.frame))
+        )
+        self._formulas(ch, idx, {"customer": customer, "email": email, "sku": sku})
+        results = pd.DataFrame(
+            {
+                **{name: _nullable_ints(ids[name][idx]) for name in RESULT_IDS},
+                "customer": customer[idx],
+                "email": email[idx],
+                "sent": flags["sent"][idx],
+                "delivered": given["delivered"][idx].astype(object),  # None: not reported
+                **{name: flags[name][idx] for name in ("opened", "clicked", "converted")},
+                "revenue": np.round(revenue[idx], 2),
+                **{
+                    name: pd.to_datetime(times[name][idx], unit="ns", utc=True)
+                    for name in RESULT_TIMES
+                },
+                "sku": sku[idx],
+                ROW_COLUMN: ch.rows[idx],
+            },
+            columns=RESULT_COLUMNS,
+        )
+        return None, None, None, results
+
+    def _whole_ids(self, ch: Chunk, name: str) -> np.ndarray:
+        """int64 ids (-1 for blank); others rejected ("not a whole number", out of range)."""
+        col = ch.col(name)
+        if not col:
+            return np.full(ch.n, -1, dtype=np.int64)
+        values = ch.ids(name)
+        numbers, bad, fractional = parse_ints(values)
+        ch.reject(bad | fractional, col, "not a whole number", values)
+        with np.errstate(invalid="ignore"):
+            outside = ~bad & ~fractional & ((numbers < 1) | (numbers > _ID_LIMITS[name]))
+        what = "a variant number" if name == "variant" else "an id"
+        ch.reject(outside & (values != ""), col, f"not {what} (a whole number from 1)", values)
+        ok = (values != "") & ~bad & ~fractional & ~outside
+        return np.where(ok, np.nan_to_num(numbers), -1).astype(np.int64)
+
+    def _flag(self, ch: Chunk, name: str) -> np.ndarray:
+        """True / False / None (blank) per row: yes/no words, or a count (more than 0 is
+        yes); anything else is rejected."""
+        values = ch.raw(name)
+        parsed, bad = parse_bools(values)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            counts = by_unique(values[where], _count_flag)
+            known = counts != "?"
+            parsed[where[known]] = counts[known]
+            bad[where[known]] = False
+        ch.reject(bad, ch.col(name), "not a yes/no value or count", values)
+        parsed[bad] = None
+        return parsed
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -467,3 +605,49 @@ def _category_path(department: np.ndarray, klass: np.ndarray, category: np.ndarr
     if both.any():
         out[both] = department[both] + " > " + klass[both]
     return np.where(out == "", category, out).astype(object)
+
+
+def _count_flag(text: str) -> bool | str:
+    """A non-negative whole count ("3", "0", "2.0") as more-than-zero, else "?"."""
+    key = text.strip()
+    return float(key) > 0 if _COUNT.fullmatch(key) else "?"
+
+
+def _nullable_ints(values: np.ndarray) -> pd.arrays.IntegerArray:
+    """int64 with -1 for blank -> Int64 with <NA>."""
+    return pd.arrays.IntegerArray(values.astype(np.int64), values < 0)
+
+
+def combine_results(results: pd.DataFrame, key: str) -> tuple[pd.DataFrame, int]:
+    """One row per value of ``key`` (a recipient), and how many rows were folded in.
+
+    Several rows of one recipient (a report per event, or one row per list the person is
+    on) add up: a yes in any row wins (delivered: yes over no over unknown), revenue adds up
+    (unknown only when every row leaves it blank), the earliest time is kept, and the ids,
+    email and SKU come from the first row that has one. Rows come out in file order.
+    """
+    if results.empty or not results[key].duplicated().any():
+        return results.reset_index(drop=True), 0
+    frame = results.sort_values(ROW_COLUMN, kind="stable")
+    groups = frame.groupby(key, sort=False, dropna=False)
+    delivered = frame["delivered"].map({True: 2, False: 1}).fillna(0).astype(np.int8)
+    out = pd.DataFrame(index=groups.size().index)
+    for name in (*RESULT_IDS,):
+        out[name] = groups[name].first()
+    for name in ("customer", "email", "sku"):
+        filled = frame[name].where(frame[name] != "")
+        out[name] = filled.groupby(frame[key], sort=False, dropna=False).first().fillna("")
+    for name in ("sent", "opened", "clicked", "converted"):
+        out[name] = groups[name].any()
+    best = delivered.groupby(frame[key], sort=False, dropna=False).max()
+    out["delivered"] = best.map({2: True, 1: False, 0: None}).astype(object)
+    out["revenue"] = groups["revenue"].sum(min_count=1)
+    for name in RESULT_TIMES:
+        out[name] = groups[name].min()
+    out[ROW_COLUMN] = groups[ROW_COLUMN].min()
+    if key not in RESULT_COLUMNS:
+        out[key] = out.index
+    merged = len(frame) - len(out)
+    out = out.reset_index(drop=True).sort_values(ROW_COLUMN, kind="stable")
+    columns = [*RESULT_COLUMNS, *([key] if key not in RESULT_COLUMNS else [])]
+    return out[columns].reset_index(drop=True), merged

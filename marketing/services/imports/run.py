@@ -28,7 +28,8 @@ from marketing.analytics.importing import (
     sniff,
 )
 from marketing.analytics.importing.errors import NUL_SHOWN_AS
-from marketing.models import Catalog, Job, Upload
+from marketing.models import AuditEvent, Catalog, Job, Upload
+from marketing.services.audit import audit
 from marketing.services.customers import ERASURE_LOCK_CLASS
 from marketing.services.jobs import (
     JobCancelled,
@@ -229,6 +230,22 @@ def _import(job: Job, issues_path: Path) -> dict:
                     report(done, max(total, done), f"Read {done:,} rows")
                 report(done, max(total, done), "Saving events", force=True)
                 event_counts = events.finish()
+            # In the import's transaction: the trail records exactly the imports that committed.
+            audit(
+                actor=job.created_by,
+                action=AuditEvent.Action.DATA_IMPORTED,
+                obj=job,
+                details={
+                    "catalog_id": catalog.pk,
+                    "upload_id": upload.pk,
+                    "kind": upload.kind,
+                    "rows_read": cleaner.counts.get("rows_read", done),
+                    "rejected": len(issues.rejected_rows),
+                    "products": products.counts(),
+                    "customers": customers.counts(),
+                    "events": event_counts,
+                },
+            )
             report(done, done, "Committing", force=True)
     except (DataError, psycopg.DataError) as exc:
         # Rolled back; the cleaner should have caught the value, so note the gap (by type).

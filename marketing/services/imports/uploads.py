@@ -86,6 +86,8 @@ def _info_to_json(info: SourceInfo) -> dict:
 def import_start(*, upload: Upload, mapping: dict[str, str | None], user) -> Job:
     """Create the import job and enqueue it once the transaction commits."""
     require_perm(user, "marketing.import_data")
+    if upload.kind == Upload.Kind.CAMPAIGN_RESULTS:
+        raise ValidationError("Campaign results are imported from the export's page.")
     if not upload.file:
         raise ValidationError(UPLOAD_FILE_REMOVED)
     columns = upload.detected.get("columns", [])
