@@ -75,6 +75,9 @@ def settings_for(monkeypatch, tmp_path):
     def run(**env: str) -> dict:
         for name in SECURITY_ENV:
             monkeypatch.delenv(name, raising=False)
+        # The browser tests' conftest sets it for Playwright's sync API (async.E001 in a deploy
+        # check); no deployment sets it.
+        monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
         monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
         for name, value in env.items():
             monkeypatch.setenv(name, value)
