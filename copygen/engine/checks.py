@@ -1165,6 +1165,8 @@ def _money_patterns(currencies: frozenset[str]) -> _MoneyPatterns:
     for code in COMMON_CURRENCIES:
         symbols.setdefault(code, set()).add(code)
     for code in currencies:
+        if not code:  # a sheet without a currency: no symbol to find (and "" matches anywhere)
+            continue
         symbols.setdefault(code, set()).add(code)
         for loc in LOCALES:
             try:
@@ -1174,6 +1176,8 @@ def _money_patterns(currencies: frozenset[str]) -> _MoneyPatterns:
             symbols.setdefault(sym, set()).add(code)
     parts = []
     for sym in sorted(symbols, key=len, reverse=True):
+        if not sym:
+            continue
         esc = re.escape(sym)
         if sym[0].isalpha():
             esc = r"(?<![^\W\d_])" + esc

@@ -86,16 +86,20 @@ def percents_in(text: str) -> set[Decimal]:
 
 
 def to_decimal(value: Any) -> Decimal | None:
+    """The value as a finite Decimal, or None: NaN and infinity are no price (a NaN cannot
+    even be sorted or compared, which the fidelity check does)."""
     if value is None or value == "":
         return None
     if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        return Decimal(str(value))
-    try:
-        return Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
+        number = value
+    elif isinstance(value, float):
+        number = Decimal(str(value))
+    else:
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+    return number if number.is_finite() else None
 
 
 # --- formatting (the generator uses these; fidelity parses them back) ----------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Generic, Literal, TypeVar
 
 from copygen.engine.channels import FIELDS
@@ -413,6 +414,12 @@ def tailor_columns(channel: str, split: Mapping[str, int] | None = None) -> tupl
     return (*columns, *META_COLUMNS)
 
 
+@lru_cache(maxsize=64)
+def _numbered(base: str, n: int) -> tuple[str, ...]:
+    """``base_1`` … ``base_n``, named once per field rather than per row."""
+    return tuple(f"{base}_{i}" for i in range(1, n + 1))
+
+
 def tailor_properties(
     preset: Preset,
     row: ExportRow,
@@ -430,7 +437,7 @@ def tailor_properties(
             unit: Unit = "bytes" if preset.field_limit_bytes is not None else "chars"
             limit = preset.field_limit_bytes or preset.field_limit_chars
             assert limit is not None, "a split field needs a per-field limit"
-            names = [f"{base}_{i}" for i in range(1, split[name] + 1)]
+            names = _numbered(base, split[name])
             parts = split_columns(
                 text,
                 column=base,

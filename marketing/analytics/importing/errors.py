@@ -6,10 +6,27 @@ rejects or annotates one row and ends up in the rejected-rows CSV.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 VALUE_MAX_CHARS = 200
 NUL_SHOWN_AS = "\u2400"  # SYMBOL FOR NULL: a visible stand-in for a NUL character
+# A lone UTF-16 surrogate: JSON may spell one ("\\ud800") and json.loads returns it, but no
+# encoder (database, report CSV, upload JSON) takes it, so it is treated like NUL.
+SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_SHOWN_AS = "\ufffd"  # REPLACEMENT CHARACTER
+
+
+def has_bad_char(text: str) -> bool:
+    """Whether text holds a character no database text column can store (NUL, a lone
+    surrogate)."""
+    return "\x00" in text or (not text.isascii() and SURROGATE.search(text) is not None)
+
+
+def shown(text: str) -> str:
+    """text with NUL and lone surrogates replaced by visible stand-ins (for pages, reports)."""
+    text = text.replace("\x00", NUL_SHOWN_AS)
+    return text if text.isascii() else SURROGATE.sub(SURROGATE_SHOWN_AS, text)
 
 
 class ImportFileError(Exception):
@@ -79,8 +96,8 @@ KEPT_AS_TEXT = "kept as text"
 
 def short(value: object) -> str:
     """The offending value as text, cut so a 1 MB cell cannot bloat the report; NUL characters
-    (which no database text column takes) are shown as a visible symbol."""
-    text = "" if value is None else str(value).replace("\x00", NUL_SHOWN_AS)
+    and lone surrogates (which no database text column takes) are shown as visible symbols."""
+    text = "" if value is None else shown(str(value))
     if len(text) > VALUE_MAX_CHARS:
         return text[: VALUE_MAX_CHARS - 1] + "…"
     return text

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NUL_SHOWN_AS, ImportFileError
+from .errors import SURROGATE, SURROGATE_SHOWN_AS, ImportFileError, has_bad_char, shown
 
 FORMATS = ("csv", "json", "jsonl", "xlsx")
 DELIMITERS = ",;\t|"
@@ -34,9 +34,10 @@ SNIFF_BYTES = 64 * 1024
 SAMPLE_RECORDS = 5
 ROW_COLUMN = "_row"
 EXTRA_COLUMN = "_extra"
-# Per row, the first column whose cell holds a NUL character ("" for none); only present when
-# some row has one, so the cleaner can reject those rows. CSV files never get it: a NUL byte
-# makes the whole file "binary" (pandas' parser would silently cut the cell at it).
+# Per row, the first column whose cell holds a NUL character or a lone surrogate ("" for none);
+# only present when some row has one, so the cleaner can reject those rows. CSV files never
+# get it: a NUL byte makes the whole file "binary" (pandas' parser would silently cut the cell
+# at it), and no decoder the CSV reader uses yields a lone surrogate.
 NUL_COLUMN = "_nul"
 _RESERVED = (ROW_COLUMN, EXTRA_COLUMN, NUL_COLUMN)
 # Extra names given to the CSV parser so a row with a few stray fields becomes one rejected
@@ -141,7 +142,7 @@ def _with_sample(
         raise ImportFileError("file has a header row but no data rows", file=name)
     data = frame.drop(columns=[c for c in _RESERVED if c in frame])
     sample = [
-        {k: v.replace("\x00", NUL_SHOWN_AS) for k, v in record.items()}
+        {k: shown(v) for k, v in record.items()}
         for record in data.head(SAMPLE_RECORDS).to_dict("records")
     ]
     return SourceInfo(fmt, encoding, delimiter, list(columns), sample)
@@ -163,6 +164,12 @@ def _check_header(columns: list[str], *, name: str) -> None:
         if "\x00" in col:
             raise ImportFileError(
                 f"the name of column {i} contains a NUL character", file=name, row=1
+            )
+        if has_bad_char(col):
+            raise ImportFileError(
+                f"the name of column {i} is not valid text (a lone surrogate such as \\ud800)",
+                file=name,
+                row=1,
             )
         if col in seen:
             raise ImportFileError(f"duplicate column name {col!r}", file=name, row=1, column=col)
@@ -456,8 +463,10 @@ def _read_csv(fh, columns, delimiter, encoding, name, chunk_rows) -> Iterator[pd
             # Rebuild from the column arrays: no copies, a fresh 0..n-1 index.
             data = {c: chunk[c].to_numpy(dtype=object) for c in columns}
             spare = [chunk[c].to_numpy(dtype=object) for c in _SPARE_NAMES]
+            # _row goes in with the rest: inserting it into a frame of thousands of
+            # columns would warn that the frame is fragmented, once per chunk.
+            data[ROW_COLUMN] = np.arange(next_row, next_row + n, dtype=np.int64)
             frame = pd.DataFrame(data, copy=False)
-            frame[ROW_COLUMN] = np.arange(next_row, next_row + n, dtype=np.int64)
             next_row += n
             if any("".join(col) for col in spare):
                 sep = delimiter or ","
@@ -692,9 +701,12 @@ def _records_frame(
     actual: dict[str, None] = {}
     for obj in batch:
         actual.update(dict.fromkeys(obj))
-    if "\x00" in "".join(actual):  # a key first seen after the sniffed records
-        row = next(r for r, obj in zip(rows, batch, strict=True) if "\x00" in "".join(obj))
-        raise ImportFileError("a field name contains a NUL character", file=name, row=row)
+    if has_bad_char("".join(actual)):  # a key first seen after the sniffed records
+        row, obj = next(
+            (r, obj) for r, obj in zip(rows, batch, strict=True) if has_bad_char("".join(obj))
+        )
+        what = "a NUL character" if "\x00" in "".join(obj) else "a lone surrogate such as \\ud800"
+        raise ImportFileError(f"a field name contains {what}", file=name, row=row)
     stripped: dict[str, str] = {}
     for key in actual:
         col = key.strip()
@@ -717,14 +729,25 @@ def _records_frame(
 
 
 def _mark_nul(frame: pd.DataFrame, data: dict[str, list[str]]) -> pd.DataFrame:
-    """Add NUL_COLUMN when a cell holds a NUL character (a JSON "\\u0000"; workbook cells
-    are checked as well): per row the first such column, so the cleaner rejects that row."""
-    hits = [col for col, values in data.items() if "\x00" in "".join(values)]
+    """Add NUL_COLUMN when a cell holds a NUL character or a lone surrogate (a JSON "\\u0000"
+    or "\\ud800"; workbook cells are checked as well): per row the first such column, so the
+    cleaner rejects that row.
+
+    Lone surrogates are then replaced by U+FFFD in the frame: the row is rejected anyway, and
+    whole-column work before that (hashing distinct values, which encodes them) must not
+    meet a character no encoder takes.
+    """
+    hits = [col for col, values in data.items() if has_bad_char("".join(values))]
     if not hits:
         return frame
     where = np.full(len(frame), "", dtype=object)
     for col in reversed(hits):  # the first column wins
-        where[["\x00" in v for v in data[col]]] = col
+        values = data[col]
+        where[[has_bad_char(v) for v in values]] = col
+        if SURROGATE.search("".join(values)):
+            frame[col] = np.array(
+                [SURROGATE.sub(SURROGATE_SHOWN_AS, v) for v in values], dtype=object
+            )
     frame[NUL_COLUMN] = where
     return frame
 
@@ -781,9 +804,24 @@ def _workbook(path: Path, *, name: str):
                 wb.close()
 
 
+def _sheet_rows(wb, *, name: str, **kwargs) -> Iterator[tuple]:
+    """The first sheet's rows as values. A read-only workbook parses its sheet only now, so a
+    damaged one (bad XML, a bad CRC, a broken deflate stream) fails here, not when opened."""
+    rows = wb.worksheets[0].iter_rows(values_only=True, **kwargs)
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # ElementTree, zipfile, zlib and openpyxl raise many types
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise ImportFileError(f"cannot read the workbook: {reason}", file=name) from None
+        yield values
+
+
 def _xlsx_header(path: Path, *, name: str) -> list[str]:
     with _workbook(path, name=name) as wb:
-        first = next(wb.worksheets[0].iter_rows(min_row=1, max_row=1, values_only=True), ())
+        first = next(_sheet_rows(wb, name=name, min_row=1, max_row=1), ())
         return _name_columns([_cell_text(v) for v in first])
 
 
@@ -818,7 +856,7 @@ def _iter_xlsx(
         data: list[list[str]] = [[] for _ in columns]
         extra: list[str] = []
         has_extra = False
-        sheet_rows = wb.worksheets[0].iter_rows(min_row=2, values_only=True)
+        sheet_rows = _sheet_rows(wb, name=name, min_row=2)
         for rownum, values in enumerate(sheet_rows, start=2):
             cells = [_cell_text(v) for v in values]
             surplus = [c for c in cells[width:] if c]
