@@ -97,7 +97,6 @@ def rate_figure(slices: Sequence[ResultSlice], *, metric: str, title: str = "") 
             )
     fig = go.Figure(traces)
     fig.update_layout(
-        template="plotly_white",
         barmode="group",
         height=320,
         title=title or None,
@@ -129,7 +128,6 @@ def overview_figure(rows: Sequence[OverviewRow]) -> dict:
         )
     fig = go.Figure(traces)
     fig.update_layout(
-        template="plotly_white",
         barmode="group",
         height=320,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},

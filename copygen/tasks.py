@@ -17,7 +17,7 @@ from django.db import OperationalError
 from copygen.services import exports
 from marketing.models import Job
 from marketing.services.jobs import worker_name
-from marketing.tasks import JOB_TASKS, JobTask
+from marketing.tasks import DATABASE_RETRY, JOB_TASKS, JobTask
 
 _RETRY = {
     # A lost database connection is transient: retry with backoff and jitter (a chunk's
@@ -44,13 +44,15 @@ def copy_draft_chunks_task(self: Task, job_id: int) -> None:
     drafting.drafting_chunks_run(job_id=job_id, worker=worker_name())
 
 
-@shared_task(bind=True, base=JobTask, name="copygen.copy_export", **_RETRY)
-def copy_export_task(self: Task, job_id: int) -> None:
+# An export and a results import are one claim and one transaction each, like a data import:
+# while the database cannot be reached they retry until it is back (marketing.tasks.JobTask).
+@shared_task(bind=True, name="copygen.copy_export", **DATABASE_RETRY)
+def copy_export_task(self: Task, job_id: int, retry_state: dict | None = None) -> None:
     exports.export_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
-@shared_task(bind=True, base=JobTask, name="copygen.results_import", **_RETRY)
-def results_import_task(self: Task, job_id: int) -> None:
+@shared_task(bind=True, name="copygen.results_import", **DATABASE_RETRY)
+def results_import_task(self: Task, job_id: int, retry_state: dict | None = None) -> None:
     from copygen.services import results_import  # pandas: only in workers that run it
 
     results_import.results_import_run(

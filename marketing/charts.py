@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import plotly.graph_objects as go
@@ -13,12 +14,27 @@ _LAYOUT = {
     "plot_bgcolor": "rgba(0,0,0,0)",
     "font": {"family": "system-ui, sans-serif", "size": 12},
 }
+# Every chart's template. Figures are built without it: assigning a template makes plotly
+# validate and deep-copy it, about 10 ms a figure (most of what a chart costs a page), so
+# figure_data() adds its JSON, serialised once per process.
+TEMPLATE = "plotly_white"
+
+
+@functools.cache
+def _template_json() -> str:
+    return json.dumps(
+        json.loads(go.Figure(layout={"template": TEMPLATE}).to_json())["layout"]["template"]
+    )
 
 
 def figure_data(fig: go.Figure) -> dict:
-    """A JSON-safe dict of the figure (numpy arrays become lists) for `json_script`."""
+    """A JSON-safe dict of the figure (numpy arrays become lists) for `json_script`, in the
+    charts' template."""
     fig.update_layout(**_LAYOUT)
-    return json.loads(fig.to_json())
+    fig.layout.template = None  # not serialised only to be replaced
+    data = json.loads(fig.to_json())
+    data["layout"]["template"] = json.loads(_template_json())
+    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,7 +60,7 @@ def monthly_value_figure(months, *, currency: str, title: str = "") -> dict:
             ),
         )
     )
-    fig.update_layout(template="plotly_white", height=300, title=title or None)
+    fig.update_layout(height=300, title=title or None)
     fig.update_xaxes(type="date", tickformat="%b %Y")
     fig.update_yaxes(title_text=currency)
     return figure_data(fig)
@@ -76,7 +92,7 @@ def rf_heatmap_figure(cells, *, currency: str) -> dict:
             colorbar={"title": {"text": "Customers"}},
         )
     )
-    fig.update_layout(template="plotly_white", height=340)
+    fig.update_layout(height=340)
     fig.update_xaxes(title_text="Recency score (5 = most recent)", dtick=1)
     fig.update_yaxes(title_text="Frequency score (5 = most orders)", dtick=1)
     return figure_data(fig)
@@ -93,7 +109,7 @@ def segment_sizes_figure(sizes: dict[str, int]) -> dict:
             hovertemplate="%{y}: %{x:,} customers<extra></extra>",
         )
     )
-    fig.update_layout(template="plotly_white", height=max(260, 28 * len(names) + 80))
+    fig.update_layout(height=max(260, 28 * len(names) + 80))
     fig.update_layout(margin={"l": 140})
     return figure_data(fig)
 
@@ -107,7 +123,7 @@ def category_mix_figure(categories: list[dict]) -> dict:
         labels.append("Other")
         values.append(rest)
     fig = go.Figure(go.Pie(labels=labels, values=values, hole=0.45, sort=False, textinfo="percent"))
-    fig.update_layout(template="plotly_white", height=300, legend={"orientation": "h"})
+    fig.update_layout(height=300, legend={"orientation": "h"})
     return figure_data(fig)
 
 
@@ -168,7 +184,6 @@ def sales_by_month_figure(months, *, currency: str) -> dict:
             col=1,
         )
     fig.update_layout(
-        template="plotly_white",
         barmode="group",
         height=460,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0},
@@ -204,7 +219,7 @@ def clv_quality_figure(quality: dict, *, currency: str) -> dict:
         ("Mean for all", quality.get("mean_baseline_mae"), _OTHER_COLOUR),
     ]
     fig = go.Figure(_comparison_bars(rows, fmt=",.0f"))
-    fig.update_layout(template="plotly_white", height=280)
+    fig.update_layout(height=280)
     fig.update_yaxes(title_text=f"MAE per customer ({currency})", rangemode="tozero")
     return figure_data(fig)
 
@@ -217,7 +232,7 @@ def churn_quality_figure(quality: dict) -> dict:
         ("Guessing", 0.5, _OTHER_COLOUR),
     ]
     fig = go.Figure(_comparison_bars(rows, fmt=".2f"))
-    fig.update_layout(template="plotly_white", height=280)
+    fig.update_layout(height=280)
     fig.update_yaxes(title_text="AUC (higher is better)", range=[0, 1.05])
     return figure_data(fig)
 
@@ -259,7 +274,6 @@ def model_comparison_figure(models: list[dict]) -> dict:
                 x=m["name"], y=top, text="selected", showarrow=False, yshift=12, font={"size": 11}
             )
     fig.update_layout(
-        template="plotly_white",
         barmode="group",
         height=340,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
@@ -290,8 +304,6 @@ def segment_metric_figure(rows: list[dict], *, overall: float | None, label: str
             annotation_text=f"all customers {overall:.3f}",
             annotation_position="top",
         )
-    fig.update_layout(
-        template="plotly_white", height=max(240, 30 * len(rows) + 90), margin={"l": 150, "t": 40}
-    )
+    fig.update_layout(height=max(240, 30 * len(rows) + 90), margin={"l": 150, "t": 40})
     fig.update_xaxes(title_text=label, rangemode="tozero")
     return figure_data(fig)

@@ -74,6 +74,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class TemplateContextFilter(logging.Filter):
+    """Drops the traceback of Django's DEBUG "Exception while resolving variable" records.
+
+    Its last exception (VariableDoesNotExist) prints the whole template context: the customers
+    of a list, an upload's preview rows, the search typed. The message itself names only the
+    variable and the template, which is what debugging a template needs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class TextFormatter(logging.Formatter):
     """The classic one-line text format, e-mail addresses masked."""
 

@@ -1,5 +1,5 @@
-"""Middleware: login for htmx requests, a friendly answer while SQLite is busy, and the
-Content-Security-Policy header."""
+"""Middleware: login for htmx requests, a friendly answer while the database is busy
+(SQLite) or out of reach (PostgreSQL restarting), and the Content-Security-Policy header."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import logging
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 from django.template import engines
 from django_htmx.http import HttpResponseClientRedirect
 
-from marketing.services.jobs import is_database_locked
+from marketing.services.jobs import is_database_locked, is_database_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,13 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     status card once the session expired). HX-Redirect makes the browser load the login page
     instead, and `next` leads back to the page the user was on, not to the fragment.
     """
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        # Django's loads the user first, for public views too: /health/ would then need the
+        # database for a request that carries a session cookie, and fail without it.
+        if not getattr(view_func, "login_required", True):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
 
     def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
         htmx = getattr(request, "htmx", None)
@@ -40,18 +47,35 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
 
 
 BUSY_MESSAGE = "An import is writing to the database; try again in a moment."
+UNREACHABLE_MESSAGE = (
+    "The database cannot be reached right now (it may be restarting). Nothing needs to be "
+    "done on your side: this page will work again by itself once the database is back, "
+    "so try again in a moment."
+)
 
-_BUSY_PAGE = """{% extends "base.html" %}{% block title %}Busy{% endblock %}
-{% block content %}<h1>Busy</h1><p role="alert">{{ message }}</p>
-<p><a href="{{ request.get_full_path }}">Try again</a></p>{% endblock %}"""
+# One page for both; it must render without the database when that is what failed.
+_UNAVAILABLE_PAGE = """{% extends "base.html" %}{% block title %}{{ heading }}{% endblock %}
+{% block content %}<h1>{{ heading }}</h1><p role="alert">{{ message }}</p>
+<p><a href="{{ path }}">Try again</a></p>{% endblock %}"""
 
 
-class DatabaseBusyMiddleware:
-    """Turn SQLite's "database is locked" into a 503 that tells the user what happens.
+class DatabaseUnavailableMiddleware:
+    """Answer 503 with a page that says what happens when the database cannot serve a request.
 
-    In embedded mode an import holds SQLite's only write lock for its whole transaction; a
-    request that must write waits for the lock (the connection's timeout) and then fails.
-    Reading pages keep working (WAL), and so does cancelling (see job_cancel).
+    - SQLite's "database is locked": in embedded mode an import holds SQLite's only write
+      lock for its whole transaction; a request that must write waits for the lock (the
+      connection's timeout) and then fails. Reading pages keep working (WAL), and so does
+      cancelling (see job_cancel).
+    - PostgreSQL unreachable (`is_database_unreachable`: refused, connection closed, a
+      restart): nothing works until it is back, and then every page works again by itself;
+      Django opens a new connection per request, or replaces a dead persistent one
+      (CONN_HEALTH_CHECKS). Django's own answer would be a bare 500 and an error log with a
+      traceback for every request meanwhile.
+
+    The unreachable page renders without the request: the context processors would load the
+    session and the user from the database again (the navigation is left out). The user is
+    loaded in process_view, before LoginRequiredMiddleware does it where an error could only
+    become a 500 (process_exception sees the view's errors only).
     """
 
     def __init__(self, get_response) -> None:
@@ -60,21 +84,62 @@ class DatabaseBusyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        if not getattr(view_func, "login_required", True) or not hasattr(request, "user"):
+            return None  # public views (/health/) load no user unless they need one
+        try:
+            request.user.is_authenticated  # noqa: B018 (loads the session and the user)
+        except Exception as exc:
+            response = self.process_exception(request, exc)
+            if response is None:
+                raise
+            return response
+        return None
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not is_database_locked(exception):
-            return None
-        logger.warning("database busy: %s %s answered 503", request.method, request.path)
-        if request.headers.get("HX-Request"):
-            response = HttpResponse(BUSY_MESSAGE, content_type="text/plain; charset=utf-8")
-        else:
-            try:
-                page = engines["django"].from_string(_BUSY_PAGE)
-                response = HttpResponse(page.render({"message": BUSY_MESSAGE}, request))
-            except Exception:  # the page's own queries may fail the same way
-                response = HttpResponse(BUSY_MESSAGE, content_type="text/plain; charset=utf-8")
-        response.status_code = 503
-        response["Retry-After"] = "5"
-        return response
+        if is_database_locked(exception):
+            logger.warning("database busy: %s %s answered 503", request.method, request.path)
+            return _unavailable(request, "Busy", BUSY_MESSAGE, retry_after=5, with_request=True)
+        if is_database_unreachable(exception):
+            # The type only: the driver's message names the server's address.
+            logger.warning(
+                "database unreachable (%s): %s %s answered 503",
+                type(exception.__cause__ or exception).__name__,
+                request.method,
+                request.path,
+            )
+            return _unavailable(
+                request, "Database unavailable", UNREACHABLE_MESSAGE, retry_after=10
+            )
+        return None
+
+
+def _unavailable(
+    request: HttpRequest,
+    heading: str,
+    message: str,
+    *,
+    retry_after: int,
+    with_request: bool = False,
+) -> HttpResponse:
+    """The 503: a short text for htmx (it swaps nothing on an error), JSON for the API, and
+    the site's page otherwise (plain text if even that cannot be rendered)."""
+    if request.path_info.startswith("/api/"):
+        response: HttpResponse = JsonResponse({"error": "unavailable", "message": message})
+    elif request.headers.get("HX-Request"):
+        response = HttpResponse(message, content_type="text/plain; charset=utf-8")
+    else:
+        context = {"heading": heading, "message": message, "path": request.get_full_path()}
+        try:
+            page = engines["django"].from_string(_UNAVAILABLE_PAGE)
+            response = HttpResponse(page.render(context, request if with_request else None))
+        except Exception:  # the page's own queries may fail the same way
+            response = HttpResponse(message, content_type="text/plain; charset=utf-8")
+    response.status_code = 503
+    response["Retry-After"] = str(retry_after)
+    # Logged above as a warning; Django would add an ERROR line for every such request.
+    response._has_been_logged = True
+    return response
 
 
 class ContentSecurityPolicyMiddleware:

@@ -106,10 +106,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A database that is busy (SQLite: an import holds the lock) or out of reach (PostgreSQL
+    # restarting) answers a friendly 503; before LoginRequiredMiddleware, whose user lookup
+    # it guards.
+    "marketing.middleware.DatabaseUnavailableMiddleware",
     # Django's LoginRequiredMiddleware, plus HX-Redirect for htmx requests.
     "marketing.middleware.LoginRequiredMiddleware",
-    # "database is locked" (SQLite busy with an import) becomes a friendly 503.
-    "marketing.middleware.DatabaseBusyMiddleware",
     # Turns a locked-out login into the lock-out page (django-axes); last, as its docs ask.
     "axes.middleware.AxesMiddleware",
 ]
@@ -139,6 +141,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{_sqlite_path}"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0),
+        # A persistent connection (DB_CONN_MAX_AGE > 0) that died with a database restart is
+        # noticed and replaced on its next use, instead of failing one request per process.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -303,7 +308,10 @@ if LOG_FORMAT not in ("text", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "marketing.logs.ContextFilter"}},
+    "filters": {
+        "context": {"()": "marketing.logs.ContextFilter"},
+        "template_context": {"()": "marketing.logs.TemplateContextFilter"},
+    },
     "formatters": {
         "text": {
             "()": "marketing.logs.TextFormatter",
@@ -321,6 +329,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # At DEBUG, a missing template variable logs the whole template context (customers'
+        # names and addresses included); the filter keeps the message without it.
+        "django.template": {"filters": ["template_context"]},
         # gensim logs every training epoch at INFO: noise in a worker's log.
         "gensim": {"level": "WARNING"},
         # django-axes logs every login attempt at INFO (masked); failures still log a warning.

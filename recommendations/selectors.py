@@ -165,8 +165,16 @@ def customer_recommendations(
         current = Recommendation.objects.filter(
             run__catalog=catalog, run__is_current=True, customer=customer
         )
-        rows = list(_with_products(current.select_related("run__job")))
-        run = rows[0].run if rows else model_run_current(catalog=catalog)
+        rows = list(_with_products(current))
+        # The run once, not joined to every row: its comparison alone is ~50 KB of JSON that
+        # each row would fetch and decode again.
+        run = (
+            ModelRun.objects.select_related("job").get(pk=rows[0].run_id)
+            if rows
+            else model_run_current(catalog=catalog)
+        )
+        for row in rows:
+            row.run = run
     return CustomerLists(
         run,
         [r for r in rows if r.kind == Recommendation.Kind.DISCOVER],

@@ -28,7 +28,7 @@ from marketing.models import Catalog, Customer
 from marketing.permissions import require_perm
 from marketing.selectors_segments import catalog_rule_categories
 from marketing.services import jobs as job_services
-from marketing.views.jobs import CANCEL_MESSAGES
+from marketing.views.jobs import CANCEL_MESSAGES, announce_job_start
 from recommendations import selectors
 from recommendations.forms import PreviewRulesForm, RunForm, rules_initial
 from recommendations.models import ModelRun
@@ -151,7 +151,7 @@ def run_create(request: HttpRequest, catalog_pk: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            messages.success(request, f"Recommendation run #{run.pk} started.")
+            announce_job_start(request, run.job_id, f"Recommendation run #{run.pk} started.")
             return redirect("recommendations:run-detail", run.pk)
     context = {
         "catalog": catalog,

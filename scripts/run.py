@@ -30,6 +30,9 @@ def manage(*args: str) -> None:
 
 
 def start_worker() -> subprocess.Popen:
+    # CELERY_SKIP_CHECKS: a worker that runs Django's system checks at start imports every
+    # view and the science libraries (about 252 MB instead of 59 MB before its first job).
+    # `manage.py migrate` above has run the checks already.
     return subprocess.Popen(
         [
             PY,
@@ -49,6 +52,7 @@ def start_worker() -> subprocess.Popen:
             "tailor@%h",
         ],
         cwd=ROOT,
+        env={**os.environ, "CELERY_SKIP_CHECKS": "1"},
     )
 
 

@@ -272,6 +272,26 @@ def test_one_active_drafting_job_per_brief_and_no_changes_meanwhile(shop, market
     assert brief.job == second
 
 
+def test_a_failure_while_starting_leaves_no_job_keeping_the_brief_busy(shop, marketer, monkeypatch):
+    """The job row comes before the audit row: a failure in between must take the job back,
+    or a job that was never sent would stay queued and refuse every later start."""
+    brief = svc.brief_create(user=marketer, catalog=shop.catalog, **fields(shop))
+
+    def broken_audit(**kwargs) -> None:
+        raise RuntimeError("audit log unavailable")
+
+    audit = svc.audit
+    monkeypatch.setattr(svc, "audit", broken_audit)
+    with pytest.raises(RuntimeError):
+        svc.brief_draft_start(brief=brief, user=marketer)
+
+    brief.refresh_from_db()
+    assert brief.job is None
+    assert not Job.objects.filter(kind=Job.Kind.COPY_DRAFT).exists()
+    monkeypatch.setattr(svc, "audit", audit)
+    assert svc.brief_draft_start(brief=brief, user=marketer).status == Job.Status.QUEUED
+
+
 def test_drafting_from_recommendations_needs_a_run(marketer):
     shop = copy_shop_create()
     ModelRun.objects.filter(pk=shop.run.pk).update(is_current=False)

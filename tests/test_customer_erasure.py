@@ -234,7 +234,7 @@ def test_refuses_at_once_while_an_import_is_writing(shop, admin_user):
 
 
 def test_imports_take_the_erasure_lock_shared(shop):
-    imports_run._lock_catalog(shop["first"])  # what an import does first, in its transaction
+    imports_run.lock_catalog(shop["first"])  # what an import does first, in its transaction
     other = raw_connection()
     try:
         with other.cursor() as cur:

@@ -168,6 +168,25 @@ def test_the_heartbeat_thread_beats_and_leaves_on_stop():
     worker_heartbeat_stop()  # stopping twice changes nothing
 
 
+def test_the_heartbeat_thread_sweeps_on_its_own_schedule_and_survives_a_failed_sweep():
+    calls: list[float] = []
+
+    def sweep() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("database down")  # logged; the thread goes on
+
+    worker_heartbeat_start(name="tailor@sweeper", every_s=10, sweep=sweep, sweep_every_s=0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(calls) >= 3
+        assert heartbeats._beater is not None and heartbeats._beater.thread.is_alive()
+    finally:
+        worker_heartbeat_stop()
+
+
 def test_expired_workers_leave_the_index():
     worker_heartbeat_beat(name="a")
     worker_heartbeat_beat(name="b")

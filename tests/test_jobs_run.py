@@ -136,3 +136,20 @@ def test_run_makes_everything_it_creates_private(monkeypatch):
 def test_env_example_lists_the_variable(name):
     lines = (ROOT / ".env.example").read_text().splitlines()
     assert any(line.startswith(f"{name}=") for line in lines)
+
+
+def test_the_worker_starts_without_djangos_system_checks(monkeypatch):
+    """A worker that runs the checks imports every view and the science libraries at start."""
+    started = {}
+
+    def popen(args, **kwargs):
+        started.update(args=args, **kwargs)
+        return FakeProcess("worker")
+
+    monkeypatch.setattr(run.subprocess, "Popen", popen)
+    monkeypatch.setenv("DATA_DIR", "/somewhere")
+    run.start_worker()
+
+    assert started["args"][started["args"].index("-A") + 1 :][:2] == ["marketing", "worker"]
+    assert started["env"]["CELERY_SKIP_CHECKS"] == "1"
+    assert started["env"]["DATA_DIR"] == "/somewhere"  # the rest of the environment is kept

@@ -40,7 +40,7 @@ from marketing.services.customers import (
 
 logger = logging.getLogger(__name__)
 
-IMPORT_LOCK_CLASS = 7001  # marketing.services.imports.run._lock_catalog
+IMPORT_LOCK_CLASS = 7001  # marketing.services.imports.filejob.lock_catalog
 LOCK_WAIT_S = 5
 MAX_ERRORS = 1000
 # The cleaner's input columns (its field names mapped to themselves).

@@ -446,10 +446,12 @@ def brief_lock(brief: Brief) -> Brief:
     return locked
 
 
+@transaction.atomic
 def brief_draft_start(*, brief: Brief, user) -> Job:
     """Queue the brief's drafting job (enqueued on commit). Needs copygen.change_brief;
     BriefBusy while a drafting job of the brief is active; ValidationError when its
-    products cannot be found."""
+    products cannot be found. One transaction: the brief's lock serialises two starts, and
+    a failure half way leaves no queued job that was never sent (it would block the brief)."""
     require_perm(user, "copygen.change_brief")
     locked = brief_lock(brief)
     job = _active_job(locked)

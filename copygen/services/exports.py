@@ -45,6 +45,9 @@ a `Job` of kind COPY_EXPORT; its task runs ``export_run``:
    the temp file is renamed over the export's file, the counts are saved and the job
    succeeds. A re-delivered task (the worker died) starts again from scratch
    and overwrites the file; an attempt that lost its job to another worker writes nothing.
+   What a killed attempt left on disk (its temp file, or the file it moved in place before
+   its commit) is deleted when the next attempt starts, or when the job ends without one
+   (given up, cancelled).
 
 Erasure (`exports_forget_customer`, on `customer_erased` once an erasure commits): the
 customer's control-group rows and recipient rows go, warnings naming them are dropped, and
@@ -364,6 +367,10 @@ def export_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
     again (a finished job returns at once, a re-delivered one starts from scratch)."""
     job = job_claim(job_id=job_id, worker=worker, celery_id=celery_id)
     if job is None:
+        ended = Export.objects.filter(job_id=job_id).exclude(job__status__in=Job.ACTIVE).first()
+        if ended is not None:  # given up, cancelled or done; not while another worker runs it
+            _stray_files_delete(ended)
+            _end(ended)
         return
     export_id = (job.params or {}).get("export_id")
     export = (
@@ -374,6 +381,7 @@ def export_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
     if export is None:
         job_fail(job_id=job.pk, error="The export was deleted before its job ran.")
         return
+    _stray_files_delete(export)  # this attempt owns the job: earlier ones are gone
     try:
         with job_heartbeat(job.pk):
             _export_write(export, job, worker)
@@ -405,6 +413,22 @@ TIME_LIMIT_ERROR = (
     "The export reached the workers' time limit (CELERY_TASK_SOFT_TIME_LIMIT) and stopped; "
     "no file was written."
 )
+
+
+def _stray_files_delete(export: Export) -> None:
+    """Delete what killed attempts at this export left in the directory: temp files, and a
+    file moved into place by an attempt killed before its commit. They hold personal data
+    and nothing else would ever delete them; the file the export records stays."""
+    directory = export_storage().location
+    keep = os.path.basename(export.file.name) if export.file else None
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for stray in names:
+        if stray.startswith(f"export-{export.pk}.") and stray != keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, stray))
 
 
 def _end(export: Export, *, cancelled: bool = False) -> None:

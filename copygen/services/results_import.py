@@ -35,9 +35,7 @@ Once committed, a profile refresh is queued when events changed, and the import 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -46,13 +44,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psycopg
-from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import DataError, OperationalError, transaction
+from django.db import transaction
 from django.db.models.functions import Lower, Trim
+from django.template.defaultfilters import pluralize
 
 from copygen.models import CampaignResult, ControlMember, Draft, Export, ExportRecipient
 from marketing.analytics.importing import (
@@ -61,11 +57,7 @@ from marketing.analytics.importing import (
     CleanOptions,
     ImportFileError,
     Issue,
-    iter_frames,
-    missing_required,
-    sniff,
 )
-from marketing.analytics.importing.errors import NUL_SHOWN_AS
 from marketing.analytics.importing.formats import ROW_COLUMN
 from marketing.analytics.importing.keys import combine, hash_scalar, hash_strings, to_ids
 from marketing.analytics.importing.kinds import RESULT_COLUMNS, combine_results
@@ -73,27 +65,18 @@ from marketing.models import AuditEvent, Event, EventKind, Job, Product, Upload
 from marketing.permissions import require_perm
 from marketing.services.audit import audit
 from marketing.services.customers import CUSTOMER_ERASED, customer_suppression
-from marketing.services.imports.report import _attach_report, _IssueWriter
-from marketing.services.imports.run import (
-    _data_error,
-    _estimate_rows,
-    _lock_catalog,
-    _log_failure,
-    _queue_profile_refresh,
-    _sqlstate,
+from marketing.services.imports.filejob import (
+    FileJobOutcome,
+    UploadReader,
+    file_job_run,
+    lock_catalog,
+    refused_values_as_file_errors,
 )
-from marketing.services.imports.uploads import UPLOAD_FILE_REMOVED, _store_upload
-from marketing.services.jobs import (
-    JobCancelled,
-    ProgressReporter,
-    job_claim,
-    job_create,
-    job_enqueue,
-    job_fail,
-    job_heartbeat,
-    job_mark_cancelled,
-    job_release,
-    job_succeed,
+from marketing.services.imports.report import IssueWriter
+from marketing.services.imports.uploads import (
+    UPLOAD_FILE_REMOVED,
+    store_upload,
+    upload_job_start,
 )
 
 logger = logging.getLogger(__name__)
@@ -177,7 +160,7 @@ def results_upload_create(*, export: Export, file: UploadedFile, user) -> Upload
     ImportFileError for an empty, oversized or unreadable file."""
     require_perm(user, ADD_PERM)
     _require_importable(export)
-    return _store_upload(
+    return store_upload(
         catalog=export.catalog, kind=KIND, name=file.name, size=file.size, fileobj=file, user=user
     )
 
@@ -193,96 +176,33 @@ def results_import_start(
     _require_importable(export)
     if upload.kind != KIND or upload.catalog_id != export.catalog_id:
         raise ValidationError("This upload is not a results file of the export's catalog.")
-    if not upload.file:
-        raise ValidationError(UPLOAD_FILE_REMOVED)
-    columns = upload.detected.get("columns", [])
-    mapping = {k: (v or None) for k, v in mapping.items()}
-    unknown = [v for v in mapping.values() if v and v not in columns]
-    if unknown:
-        raise ValidationError(f"Mapped columns not in the file: {', '.join(unknown)}")
-    missing = missing_required(mapping, KIND, columns)
-    if missing:
-        raise ValidationError(f"Required fields not mapped: {', '.join(missing)}")
-    with transaction.atomic():
-        # A double-submitted mapping form must not import the same upload twice.
-        Upload.objects.select_for_update().filter(pk=upload.pk).exists()
-        existing = Job.objects.filter(
-            kind=Job.Kind.RESULTS_IMPORT, params__upload_id=upload.pk
-        ).first()
-        if existing is not None:
-            return existing
-        job = job_create(
-            kind=Job.Kind.RESULTS_IMPORT,
-            user=user,
-            catalog=export.catalog,
-            params={
-                "upload_id": upload.pk,
-                "export_id": export.pk,
-                "brief_id": export.brief_id,
-                "mapping": mapping,
-                "file": upload.original_name,
-            },
-            message=f"Queued: results of export #{export.pk} from {upload.original_name}",
-        )
-        job_enqueue(job)
-    return job
+    return upload_job_start(
+        upload=upload,
+        mapping=mapping,
+        user=user,
+        job_kind=Job.Kind.RESULTS_IMPORT,
+        catalog=export.catalog,
+        message=f"Queued: results of export #{export.pk} from {upload.original_name}",
+        params={"export_id": export.pk, "brief_id": export.brief_id},
+    )
 
 
 # ----------------------------------------------------------------------------- run
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def results_import_run(*, job_id: int, worker: str = "", celery_id: str = "") -> None:
     """The job's task: read, check and store the file; safe to call again (a finished job
     returns at once, a re-delivered one starts from scratch: its attempt rolled back)."""
-    job = job_claim(job_id=job_id, worker=worker, celery_id=celery_id)
-    if job is None:
-        return
-    issues_path = Path(tempfile.mkstemp(prefix=f"job-{job.pk}-", suffix=".csv")[1])
-    try:
-        with job_heartbeat(job.pk):
-            summary = _import(job, issues_path)
-    except JobCancelled:
-        job_mark_cancelled(job_id=job.pk)
-    except ImportFileError as exc:
-        if not exc.file:
-            exc.file = job.params.get("file", "")
-        job_fail(job_id=job.pk, error=str(exc).replace("\x00", NUL_SHOWN_AS))
-    except SoftTimeLimitExceeded:
-        job_fail(job_id=job.pk, error=TIME_LIMIT_ERROR)
-    except OperationalError:
-        # Transient database trouble: let the task retry; make the job claimable again.
-        with contextlib.suppress(OperationalError):
-            job_release(job_id=job.pk)
-        raise
-    except Exception as exc:
-        _log_failure(job.pk, exc)  # type and code location only: messages may quote data
-        job_fail(
-            job_id=job.pk, error=f"Unexpected error ({type(exc).__name__}); nothing was changed."
-        )
-    else:
-        _attach_report(job, issues_path)
-        if any(summary["events"][k] for k in ("inserted", "replaced", "removed")):
-            _queue_profile_refresh(job)
-        rejected = summary["rejected"]
-        job_succeed(
-            job_id=job.pk,
-            result=summary,
-            done=summary["rows_read"],
-            message=(
-                f"Imported results of {_count(summary['results']['recipients'], 'recipient')} "
-                f"from {_count(summary['rows_read'], 'row')}"
-                + (f"; {rejected:,} rejected (see report)" if rejected else "")
-            ),
-        )
-    finally:
-        issues_path.unlink(missing_ok=True)
+    file_job_run(
+        job_id=job_id,
+        worker=worker,
+        celery_id=celery_id,
+        body=_import,
+        time_limit_error=TIME_LIMIT_ERROR,
+    )
 
 
-def _import(job: Job, issues_path: Path) -> dict[str, Any]:
+def _import(job: Job, issues_path: Path) -> FileJobOutcome:
     params = job.params or {}
     upload = Upload.objects.select_related("catalog").filter(pk=params.get("upload_id")).first()
     if upload is None:
@@ -299,11 +219,7 @@ def _import(job: Job, issues_path: Path) -> dict[str, Any]:
     if export.status != Job.Status.SUCCEEDED:
         raise ImportFileError(f"export #{export.pk} has not succeeded; nothing was sent from it")
     catalog = export.catalog
-    path = upload.file.path
-    info = sniff(path, name=upload.original_name, max_bytes=settings.IMPORT_MAX_BYTES)
-    total = _estimate_rows(path, info)
-    report = ProgressReporter(job.pk)
-    report(0, total, "Reading file", force=True)
+    reader = UploadReader(job, upload)
     try:
         cleaner = Cleaner(
             KIND,
@@ -314,24 +230,23 @@ def _import(job: Job, issues_path: Path) -> dict[str, Any]:
         raise ImportFileError(
             f"catalog setting {exc.option!r}: {exc.reason}; correct it on the catalog's page"
         ) from None
-    issues = _IssueWriter(issues_path, upload.original_name)
+    issues = IssueWriter(issues_path, upload.original_name)
     try:
-        with transaction.atomic():
-            _lock_catalog(catalog)
+        with (
+            refused_values_as_file_errors(f"results job {job.pk}", logger),
+            transaction.atomic(),
+        ):
+            lock_catalog(catalog)
             resolver = _Resolver(export, cleaner.mapping)
-            done = 0
             parts: list[pd.DataFrame] = []
-            for frame in iter_frames(
-                path, info, name=upload.original_name, chunk_rows=settings.IMPORT_CHUNK_ROWS
-            ):
+            for frame in reader.frames():
                 chunk = cleaner.clean(frame)
                 resolved, problems = resolver.resolve(chunk.results)
                 issues.write(sorted([*chunk.issues, *problems], key=lambda i: i.row))
                 if not resolved.empty:
                     parts.append(resolved)
-                done += len(frame)
-                report(done, max(total, done), f"Read {done:,} rows")
-            report(done, done, "Saving results", force=True)
+            done = reader.done
+            reader.report(done, done, "Saving results", force=True)
             rows = pd.concat(parts, ignore_index=True) if parts else resolver.empty()
             merged, merged_rows = combine_results(rows, "customer_pk")
             results = _write_results(export, upload, resolver, merged)
@@ -365,13 +280,16 @@ def _import(job: Job, issues_path: Path) -> dict[str, Any]:
                     "events_recorded": events["recorded"],
                 },
             )
-            report(done, done, "Committing", force=True)
-    except (DataError, psycopg.DataError) as exc:
-        logger.warning("results job %s: the database refused a value (%s)", job.pk, _sqlstate(exc))
-        raise _data_error(exc) from None
+            reader.report(done, done, "Committing", force=True)
     finally:
         issues.close()
-    return summary
+    recipients, rows_read = results["recipients"], summary["rows_read"]
+    return FileJobOutcome(
+        summary=summary,
+        message=f"Imported results of {recipients:,} recipient{pluralize(recipients)} "
+        f"from {rows_read:,} row{pluralize(rows_read)}",
+        events_changed=any(events[k] for k in ("inserted", "replaced", "removed")),
+    )
 
 
 # ----------------------------------------------------------------------------- who

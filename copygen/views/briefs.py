@@ -30,6 +30,7 @@ from marketing.htmx import wants_partial
 from marketing.models import Catalog
 from marketing.permissions import require_perm
 from marketing.services.jobs import job_live_progress
+from marketing.views.jobs import announce_job_start
 
 VIEW = "copygen.view_brief"
 ADD = "copygen.add_brief"
@@ -93,11 +94,11 @@ def brief_list(request: HttpRequest) -> HttpResponse:
 def _start_after_save(request: HttpRequest, brief: Brief) -> None:
     """ "Save and draft now": start the job, or say why it cannot start."""
     try:
-        services.brief_draft_start(brief=brief, user=request.user)
+        job = services.brief_draft_start(brief=brief, user=request.user)
     except ValidationError as exc:
         messages.error(request, f"Saved, but drafting did not start: {' '.join(exc.messages)}")
     else:
-        messages.success(request, "Saved; drafting started.")
+        announce_job_start(request, job.pk, "Saved; drafting started.")
 
 
 @login_required
@@ -197,11 +198,11 @@ def brief_draft(request: HttpRequest, pk: int) -> HttpResponse:
     """Start the brief's drafting job, then show its page (with the progress bar)."""
     brief = _get_brief_for_user(request, pk, perm=CHANGE)
     try:
-        services.brief_draft_start(brief=brief, user=request.user)
+        job = services.brief_draft_start(brief=brief, user=request.user)
     except ValidationError as exc:
         messages.error(request, f"Drafting did not start: {' '.join(exc.messages)}")
     else:
-        messages.success(request, "Drafting started.")
+        announce_job_start(request, job.pk, "Drafting started.")
     return redirect(brief)
 
 

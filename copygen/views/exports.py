@@ -29,6 +29,7 @@ from marketing.htmx import wants_partial
 from marketing.models import Catalog
 from marketing.permissions import require_perm
 from marketing.services.jobs import job_live_progress
+from marketing.views.jobs import announce_job_start
 
 VIEW = "copygen.view_export"
 ADD = "copygen.add_export"
@@ -79,7 +80,7 @@ def export_create(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            messages.success(request, "Export started.")
+            announce_job_start(request, export.job_id, "Export started.")
             return redirect(export)
     context = {
         "brief": brief,

@@ -22,7 +22,7 @@ from copygen import selectors_briefs
 from copygen import selectors_results as selectors
 from copygen.experiments import METRICS
 from copygen.models import Brief
-from marketing.htmx import wants_partial
+from marketing.htmx import render_page
 from marketing.models import Catalog
 from marketing.permissions import require_perm
 
@@ -88,9 +88,7 @@ def brief_results(request: HttpRequest, pk: int) -> HttpResponse:
         "results_url": reverse("copygen:brief-results", args=[brief.pk]),
         "nav": "copy",
     }
-    if wants_partial(request):
-        return render(request, "copygen/results_brief.html#analysis", context)
-    return render(request, "copygen/results_brief.html", context)
+    return render_page(request, "copygen/results_brief.html", context, partial="analysis")
 
 
 @login_required
@@ -137,6 +135,4 @@ def results_overview(request: HttpRequest) -> HttpResponse:
         else None,
         "nav": "copy",
     }
-    if wants_partial(request):
-        return render(request, "copygen/results_overview.html#overview", context)
-    return render(request, "copygen/results_overview.html", context)
+    return render_page(request, "copygen/results_overview.html", context, partial="overview")

@@ -10,7 +10,6 @@ the permission again. The rejected rows download through the jobs' report downlo
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -19,19 +18,18 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from copygen import selectors_exports
 from copygen.models import Export
 from copygen.services import results_import as services
 from marketing.analytics.importing import ImportFileError
 from marketing.forms import FileUploadForm, MappingForm
-from marketing.htmx import wants_partial
+from marketing.htmx import render_page, stop_polling_when_finished
 from marketing.models import Job, Upload
 from marketing.permissions import require_perm
 from marketing.services.jobs import job_live_progress
 from marketing.uploads import ImportSizeLimitHandler, install_size_limit
-from marketing.views.jobs import _report_preview
+from marketing.views.jobs import announce_job_start, report_preview
 
 ADD = services.ADD_PERM
 VIEW = services.VIEW_PERM
@@ -137,7 +135,7 @@ def results_import_mapping(request: HttpRequest, pk: int, upload_pk: int) -> Htt
         except ValidationError as exc:
             error = "; ".join(exc.messages)
         else:
-            messages.success(request, f"Import of {upload.original_name} started.")
+            announce_job_start(request, job.pk, f"Import of {upload.original_name} started.")
             return redirect("copygen:results-import-detail", pk=job.pk)
     sample = upload.detected.get("sample", [])
     return render(
@@ -191,13 +189,11 @@ def results_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **_status_context(job),
         "export": export,
         "brief": export.brief,
-        "report": _report_preview(job),
+        "report": report_preview(job),
         "can_import": request.user.has_perm(ADD),
         "nav": "copy",
     }
-    if wants_partial(request):
-        return render(request, "copygen/results_import_detail.html#summary", context)
-    return render(request, "copygen/results_import_detail.html", context)
+    return render_page(request, "copygen/results_import_detail.html", context, partial="summary")
 
 
 @login_required
@@ -207,7 +203,4 @@ def results_import_status(request: HttpRequest, pk: int) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     context = _status_context(job)
     response = render(request, "copygen/results_import_status.html", context)
-    if not context["job"].is_active and request.headers.get("HX-Request"):
-        response.status_code = HttpResponseStopPolling.status_code
-        trigger_client_event(response, "job-finished", {"id": job.pk, "status": job.status})
-    return response
+    return stop_polling_when_finished(request, response, context["job"])

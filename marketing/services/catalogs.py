@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 _EDITABLE = ("name", "currency", "default_language", "timezone", "non_product_patterns")
 
-# The advisory lock class an import holds for its whole transaction (imports.run._lock_catalog);
+# The advisory lock class an import holds for its whole transaction (imports.filejob.lock_catalog);
 # the second key is the catalog's id.
 IMPORT_LOCK_CLASS = 7001
 

@@ -8,6 +8,9 @@ cache in DATA_DIR in embedded mode, Redis in production), and removes it on a wa
 A thread rather than a Celery timer: the embedded worker runs the solo pool, whose event loop
 is blocked while a task runs, and a busy worker must not look dead. No beat scheduler needed.
 
+On PostgreSQL the same thread also sweeps, every `JOB_STALE_AFTER_S`, for jobs whose worker
+died on another machine (their job heartbeat went stale) and queues them again.
+
 A worker that died stops beating; its entry stays for `HEARTBEAT_KEEP_S`, growing older, so
 the health endpoint shows which worker went quiet and when.
 """
@@ -17,9 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
 
@@ -88,23 +93,41 @@ def worker_heartbeats(*, now: float | None = None) -> list[WorkerBeat]:
 
 
 class _Beater:
-    """The thread that beats for this process; one per process."""
+    """The thread that beats for this process; one per process. With ``sweep``, it also calls
+    that every ``sweep_every_s`` (the first time one interval after start)."""
 
-    def __init__(self, name: str, every_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        every_s: float,
+        sweep: Callable[[], object] | None = None,
+        sweep_every_s: float = 0.0,
+    ) -> None:
         self.name = name
         self.every_s = every_s
+        self.sweep = sweep
+        self.sweep_every_s = sweep_every_s
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self.run, daemon=True, name=f"worker-heartbeat-{name}"
         )
 
     def run(self) -> None:
+        next_sweep = time.monotonic() + self.sweep_every_s
         while True:
             try:
                 worker_heartbeat_beat(name=self.name)
             except Exception as exc:  # a cache that is down must not kill the thread
                 logger.warning("worker heartbeat not written: %s", type(exc).__name__)
-            if self.stop.wait(self.every_s):
+            if self.sweep is not None and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.sweep_every_s
+                try:
+                    self.sweep()
+                except Exception as exc:  # nor a database that is down
+                    logger.warning("lost-job sweep failed: %s", type(exc).__name__)
+                finally:
+                    close_old_connections()
+            if self.stop.wait(min(self.every_s, self.sweep_every_s or self.every_s)):
                 return
 
 
@@ -112,13 +135,24 @@ _lock = threading.Lock()
 _beater: _Beater | None = None
 
 
-def worker_heartbeat_start(*, name: str, every_s: float = HEARTBEAT_EVERY_S) -> None:
-    """Start beating for this process as ``name`` (a second call changes nothing)."""
+def worker_heartbeat_start(
+    *,
+    name: str,
+    every_s: float = HEARTBEAT_EVERY_S,
+    sweep: Callable[[], object] | None = None,
+    sweep_every_s: float = 0.0,
+) -> None:
+    """Start beating for this process as ``name`` (a second call changes nothing).
+
+    ``sweep`` runs in the same thread every ``sweep_every_s``: the worker's periodic look for
+    jobs whose worker died elsewhere (see `marketing.signals`), so a lost machine's job does
+    not wait for some worker to start.
+    """
     global _beater
     with _lock:
         if _beater is not None and _beater.thread.is_alive():
             return
-        _beater = _Beater(name, every_s)
+        _beater = _Beater(name, every_s, sweep, sweep_every_s if sweep else 0.0)
         _beater.thread.start()
 
 

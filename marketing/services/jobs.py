@@ -18,11 +18,19 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import psutil
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from marketing.models import Job
@@ -126,8 +134,8 @@ def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
             status=Job.Status.CANCELLED, finished_at=now, message="Cancelled; nothing was changed"
         )
         error = (
-            f"Gave up after {max_attempts} attempts: the worker kept dying "
-            "(out of memory or time limit?). Nothing was changed."
+            f"Gave up after {max_attempts} attempt{pluralize(max_attempts)}: the worker kept dying "
+            "(out of memory or time limit?) or lost the database. Nothing was changed."
         )
         Job.objects.filter(
             claimable, pk=job_id, cancel_requested=False, attempts__gte=max_attempts
@@ -135,7 +143,35 @@ def job_claim(*, job_id: int, worker: str, celery_id: str = "") -> Job | None:
         if not Job.objects.filter(pk=job_id, status__in=Job.ACTIVE).exists():
             _clear_cancel_flag(job_id)
         return None
-    return Job.objects.get(pk=job_id)
+    job = Job.objects.get(pk=job_id)
+    _claims_here[job_id] = (worker, job.attempts)
+    return job
+
+
+# The claims this process made (job id -> (worker, attempt)), so a task whose attempt lost the
+# database can name in its retry which claim to release (see job_release_interrupted).
+_claims_here: dict[int, tuple[str, int]] = {}
+
+
+def job_claim_forget(job_id: int) -> tuple[str, int] | None:
+    """The (worker, attempt) this process last claimed the job with, forgotten from now on."""
+    return _claims_here.pop(job_id, None)
+
+
+def job_release_interrupted(*, job_id: int, worker: str, attempt: int) -> bool:
+    """Release the job if it is still held by the given claim, whose attempt has ended.
+
+    An attempt that lost the database could not release its job then (job_release needs the
+    database too). Its worker process lives on, so `_worker_gone` does not free the job, and
+    its heartbeat goes stale only after JOB_STALE_AFTER_S, when the retry has come and gone
+    (finding the job held, it would return and leave it running for good). The retried task
+    knows which claim ended (worker and attempt travel in its message), so it may release
+    exactly that one, on any worker.
+    """
+    released = Job.objects.filter(
+        pk=job_id, status=Job.Status.RUNNING, worker=worker, attempts=attempt
+    ).update(heartbeat_at=None, message="The database connection was lost; retrying")
+    return released == 1
 
 
 class ProgressReporter:
@@ -256,9 +292,15 @@ def job_heartbeat(job_id: int, *, every_s: float = 5.0) -> Iterator[None]:
     def beat() -> None:
         try:
             while not stop.wait(every_s):
-                Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as exc:
+                    # The database restarts or is out of reach: the job itself notices at its
+                    # next statement. Keep beating; a fresh connection is tried next time.
+                    logger.warning("job %s: heartbeat not written (%s)", job_id, type(exc).__name__)
+                    connection.close()
         finally:
             connection.close()
 
@@ -381,6 +423,31 @@ def write_unless_sqlite_busy(fn: Callable[[], int], *, what: str, wait_ms: int =
 def is_database_locked(exc: BaseException) -> bool:
     """True for SQLite's "database is locked" (another connection holds the write lock)."""
     return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+# Server-side SQLSTATEs of a server that goes away or is not ready: admin_shutdown (a restart,
+# "terminating connection due to administrator command"), crash_shutdown, cannot_connect_now
+# ("the database system is starting up / shutting down"); class 08 is connection_exception.
+_SERVER_GONE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def is_database_unreachable(exc: BaseException) -> bool:
+    """True when exc says PostgreSQL cannot be reached or dropped the connection: refused,
+    closed unexpectedly, restarting. Not for an error of one statement (a deadlock, a timeout,
+    a constraint), which the same connection survives.
+
+    Django wraps the driver's error (its __cause__); a COPY through the raw cursor raises the
+    driver's own. psycopg gives client-side connection failures no SQLSTATE.
+    """
+    error: BaseException | None = exc
+    for _ in range(5):  # Django's wrapper, the driver's error; never a long or cyclic chain
+        if error is None:
+            return False
+        if isinstance(error, psycopg.OperationalError):
+            state = error.sqlstate
+            return state is None or state.startswith("08") or state in _SERVER_GONE_SQLSTATES
+        error = error.__cause__
+    return False
 
 
 @contextmanager

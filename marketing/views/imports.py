@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +12,7 @@ from marketing.forms import MappingForm, UploadForm
 from marketing.models import Catalog, Upload
 from marketing.services import imports as import_services
 from marketing.uploads import ImportSizeLimitHandler, install_size_limit
+from marketing.views.jobs import announce_job_start
 
 KIND_HELP = {
     Upload.Kind.PRODUCTS: "One row per product: SKU and title required; price, category, brand, "
@@ -109,7 +109,7 @@ def upload_mapping(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             error = "; ".join(exc.messages)
         else:
-            messages.success(request, f"Import of {upload.original_name} started.")
+            announce_job_start(request, job.pk, f"Import of {upload.original_name} started.")
             return redirect(job)
     sample = upload.detected.get("sample", [])
     return render(

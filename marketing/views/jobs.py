@@ -27,6 +27,16 @@ logger = logging.getLogger(__name__)
 REPORT_PREVIEW_ROWS = 50
 
 
+def announce_job_start(request: HttpRequest, job_id: int | None, started: str) -> None:
+    """Flash ``started``, unless the job already failed to be sent (the job queue could not
+    be reached, see `job_enqueue`): then flash that, so the user is not told it started."""
+    job = Job.objects.filter(pk=job_id).only("status", "attempts", "message").first()
+    if job is not None and job.status == Job.Status.FAILED and not job.attempts:
+        messages.error(request, job.message)
+    else:
+        messages.success(request, started)
+
+
 def _get_job_for_user(request: HttpRequest, pk: int, *, write: bool = False) -> Job:
     job = get_object_or_404(Job.objects.select_related("catalog", "created_by"), pk=pk)
     if not request.user.has_perm("marketing.view_job"):
@@ -60,7 +70,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = job_services.job_live_progress(_get_job_for_user(request, pk))
-    context = {"job": job, "report": _report_preview(job), "nav": "jobs"}
+    context = {"job": job, "report": report_preview(job), "nav": "jobs"}
     if wants_partial(request):
         return render(request, "marketing/job_detail.html#summary", context)
     return render(request, "marketing/job_detail.html", context)
@@ -123,7 +133,7 @@ def job_report(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _report_preview(job: Job) -> dict | None:
+def report_preview(job: Job) -> dict | None:
     """The first rows of the rejected-rows report, for the job page.
 
     Reads only those rows (a report can have millions). The total comes from the job's result

@@ -3,7 +3,6 @@ page that explains the models behind them with their measured quality."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +13,7 @@ from marketing.models import Catalog
 from marketing.permissions import require_perm
 from marketing.services.profiles import profile_refresh_start
 from marketing.services.segments import LEARNED_K_RANGE
+from marketing.views.jobs import announce_job_start
 
 
 def _get_catalog_for_refresh(request: HttpRequest, pk: int) -> Catalog:
@@ -28,7 +28,7 @@ def _get_catalog_for_refresh(request: HttpRequest, pk: int) -> Catalog:
 def profile_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     catalog = _get_catalog_for_refresh(request, pk)
     job = profile_refresh_start(catalog=catalog, user=request.user)
-    messages.success(request, f"Profile refresh for “{catalog.name}” queued.")
+    announce_job_start(request, job.pk, f"Profile refresh for “{catalog.name}” queued.")
     return redirect(job)
 
 

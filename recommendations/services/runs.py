@@ -251,6 +251,9 @@ def model_run_start(
         job.params = {"run_id": run.pk, "algorithms": names or "auto", "budget_s": budget}
         job.save(update_fields=["params"])
         job_enqueue(job)
+        # Runs after job_enqueue's send (on_commit keeps the order): a job it failed (the
+        # broker could not be reached) ends its run too, rather than leave it queued.
+        transaction.on_commit(lambda: _end_orphaned_runs(catalog))
     return run
 
 

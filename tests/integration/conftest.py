@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,45 @@ def worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
     finally:
         worker.stop()
         _forget_unacked()
+
+
+UNREACHABLE_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+def _forget_pools() -> None:
+    """Drop (not close: kombu keeps them in a registry per URL) the app's cached connection
+    and producer pools, so the next send connects to the broker URL configured now."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def broker_unreachable() -> Iterator[str]:
+    """Point the Celery app at a closed port until the block ends, then at the real broker
+    again. Celery prefers the CELERY_BROKER_URL environment variable over its conf, so both
+    change. A worker subprocess started meanwhile still gets the real broker (worker_env)."""
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    saved_conf = celery_app.conf.broker_url
+    os.environ["CELERY_BROKER_URL"] = UNREACHABLE_BROKER_URL
+    celery_app.conf.broker_url = UNREACHABLE_BROKER_URL
+    _forget_pools()
+    try:
+        assert celery_app.connection_for_write().port == 1
+        yield UNREACHABLE_BROKER_URL
+    finally:
+        if saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved_env
+        celery_app.conf.broker_url = saved_conf
+        _forget_pools()
+
+
+@pytest.fixture
+def unreachable_broker() -> Iterator[str]:
+    """The broker cannot be reached for the whole test (see `broker_unreachable`)."""
+    with broker_unreachable() as url:
+        yield url
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from django.db import OperationalError, connection
@@ -19,7 +18,6 @@ from django.utils import timezone
 
 from marketing.analytics.importing import auto_map
 from marketing.analytics.synthetic import generate
-from marketing.celery import app as celery_app
 from marketing.models import Customer, Event, Job, Product, Upload
 from marketing.services import imports
 from marketing.services.imports import _PostgresEventWriter, import_run
@@ -162,7 +160,7 @@ def test_crash_during_a_bulk_load_rolls_back_and_restores_the_indexes(
 def test_transient_database_error_is_retried_by_the_task(marketer, celery_worker, monkeypatch):
     catalog = CatalogFactory()
     calls = {"n": 0}
-    lock = imports.run._lock_catalog
+    lock = imports.run.lock_catalog
 
     def flaky_lock(catalog) -> None:
         calls["n"] += 1
@@ -170,7 +168,7 @@ def test_transient_database_error_is_retried_by_the_task(marketer, celery_worker
             raise OperationalError("server closed the connection unexpectedly")
         lock(catalog)
 
-    monkeypatch.setattr(imports.run, "_lock_catalog", flaky_lock)
+    monkeypatch.setattr(imports.run, "lock_catalog", flaky_lock)
 
     job = finished(start(catalog, marketer, "products", PRODUCTS), timeout=30)
 
@@ -350,6 +348,24 @@ def test_redelivered_task_leaves_a_job_alone_while_its_worker_lives(marketer):
     assert not Product.objects.exists()
 
 
+def test_a_running_worker_takes_over_a_job_lost_on_another_machine(marketer, worker_process):
+    """No worker need start: each sweeps for stale jobs every JOB_STALE_AFTER_S (here 5 s)."""
+    worker_process.start(env={"JOB_STALE_AFTER_S": "5"})
+    wait_for(lambda: "ready." in worker_process.log(), timeout=60, what="the worker to start")
+    catalog = CatalogFactory()
+    long_ago = timezone.now() - dt.timedelta(minutes=10)
+    lost = _running_job(catalog, marketer, worker="lost-host:123", heartbeat_at=long_ago)
+    soon = timezone.now() + dt.timedelta(hours=1)  # its worker keeps beating
+    busy = _running_job(CatalogFactory(), marketer, worker="busy-host:456", heartbeat_at=soon)
+
+    lost = succeeded(finished(lost, timeout=60))
+
+    assert lost.attempts == 2 and lost.worker != "lost-host:123"
+    assert Product.objects.filter(catalog=catalog).count() == 3
+    busy.refresh_from_db()
+    assert (busy.status, busy.worker, busy.attempts) == (Job.Status.RUNNING, "busy-host:456", 1)
+
+
 def test_redelivered_task_takes_over_a_job_whose_heartbeat_went_stale(marketer, settings):
     catalog = CatalogFactory()
     silent = timezone.now() - dt.timedelta(seconds=settings.JOB_STALE_AFTER_S + 1)
@@ -363,27 +379,6 @@ def test_redelivered_task_takes_over_a_job_whose_heartbeat_went_stale(marketer, 
 
 
 # --- an unreachable broker ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def unreachable_broker(monkeypatch) -> Iterator[str]:
-    """Point the Celery app at a closed port. Celery prefers the CELERY_BROKER_URL environment
-    variable over its conf; the app's cached pools are dropped (not closed: kombu keeps them
-    in a registry per URL), so the next send connects anew."""
-    url = "redis://127.0.0.1:1/0"
-
-    def forget_pools() -> None:
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    monkeypatch.setenv("CELERY_BROKER_URL", url)
-    monkeypatch.setattr(celery_app.conf, "broker_url", url)
-    forget_pools()
-    assert celery_app.connection_for_write().port == 1
-    try:
-        yield url
-    finally:
-        forget_pools()  # the pools of the real broker come back when monkeypatch undoes
 
 
 def test_unreachable_broker_fails_the_job_on_commit_and_changes_nothing(

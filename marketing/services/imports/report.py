@@ -16,8 +16,9 @@ from marketing.models import Job
 REPORT_HEADER = ["row", "column", "value", "reason", "action"]
 
 
-class _IssueWriter:
-    """Streams row-level issues to a CSV file (formula-safe) and counts them."""
+class IssueWriter:
+    """Streams row-level issues to a CSV file (formula-safe) and counts them: rejected rows,
+    values kept as text, and lines written."""
 
     def __init__(self, path: Path, file_name: str) -> None:
         self._fh = path.open("w", newline="", encoding="utf-8")
@@ -50,7 +51,9 @@ class _IssueWriter:
         self._fh.close()
 
 
-def _attach_report(job: Job, path: Path) -> None:
+def attach_report(job: Job, path: Path) -> None:
+    """Store the issues CSV as the job's rejected-rows report (the temporary file stays the
+    caller's to delete)."""
     with path.open("rb") as fh:
         job.report_file.save(f"job-{job.pk}-rejected-rows.csv", File(fh), save=False)
     Job.objects.filter(pk=job.pk).update(report_file=job.report_file.name)

@@ -26,7 +26,7 @@ UPLOAD_FILE_REMOVED = (
 def upload_create(*, catalog: Catalog, kind: str, file: UploadedFile, user) -> Upload:
     """Store an uploaded file and sniff it; file-level problems raise ImportFileError."""
     require_perm(user, "marketing.import_data")
-    return _store_upload(
+    return store_upload(
         catalog=catalog, kind=kind, name=file.name, size=file.size, fileobj=file, user=user
     )
 
@@ -34,7 +34,7 @@ def upload_create(*, catalog: Catalog, kind: str, file: UploadedFile, user) -> U
 def upload_from_path(*, catalog: Catalog, kind: str, path: Path, user, name: str = "") -> Upload:
     """Register a file already on this machine as an upload (demo loader, benchmarks)."""
     with Path(path).open("rb") as fh:
-        return _store_upload(
+        return store_upload(
             catalog=catalog,
             kind=kind,
             name=name or Path(path).name,
@@ -44,9 +44,12 @@ def upload_from_path(*, catalog: Catalog, kind: str, path: Path, user, name: str
         )
 
 
-def _store_upload(
+def store_upload(
     *, catalog: Catalog, kind: str, name: str | None, size: int | None, fileobj, user
 ) -> Upload:
+    """Save ``fileobj`` as an upload of ``kind`` and sniff it (the caller checked the
+    permission); an oversized, empty or unreadable file raises ImportFileError and leaves
+    nothing on disk."""
     if kind not in Upload.Kind.values:
         raise ValidationError(f"Unknown import kind {kind!r}")
     name = Path(name or "upload").name
@@ -88,6 +91,35 @@ def import_start(*, upload: Upload, mapping: dict[str, str | None], user) -> Job
     require_perm(user, "marketing.import_data")
     if upload.kind == Upload.Kind.CAMPAIGN_RESULTS:
         raise ValidationError("Campaign results are imported from the export's page.")
+    return upload_job_start(
+        upload=upload,
+        mapping=mapping,
+        user=user,
+        job_kind=Job.Kind.IMPORT,
+        catalog=upload.catalog,
+        message=f"Queued: {upload.get_kind_display()} from {upload.original_name}",
+    )
+
+
+def upload_job_start(
+    *,
+    upload: Upload,
+    mapping: dict[str, str | None],
+    user,
+    job_kind: str,
+    catalog: Catalog,
+    message: str,
+    params: dict | None = None,
+) -> Job:
+    """Check a confirmed mapping against the upload, then queue its job of ``job_kind``
+    (enqueued on commit) with ``params`` beside the upload, mapping and file name. The
+    caller checked the permission and what the upload is for.
+
+    ValidationError when the upload lost its file or the mapping names columns the file
+    lacks or leaves a required field out. A second start of the same upload (a
+    double-submitted form) returns the first job, unless that job never ran because the
+    job queue could not be reached: then the user's retry queues a new one.
+    """
     if not upload.file:
         raise ValidationError(UPLOAD_FILE_REMOVED)
     columns = upload.detected.get("columns", [])
@@ -101,15 +133,25 @@ def import_start(*, upload: Upload, mapping: dict[str, str | None], user) -> Job
     with transaction.atomic():
         # A double-submitted mapping form must not import the same upload twice.
         Upload.objects.select_for_update().filter(pk=upload.pk).exists()
-        existing = Job.objects.filter(kind=Job.Kind.IMPORT, params__upload_id=upload.pk).first()
+        existing = (
+            Job.objects.filter(kind=job_kind, params__upload_id=upload.pk)
+            .exclude(status=Job.Status.FAILED, attempts=0)  # never sent: see job_enqueue
+            .order_by("-pk")
+            .first()
+        )
         if existing is not None:
             return existing
         job = job_create(
-            kind=Job.Kind.IMPORT,
+            kind=job_kind,
             user=user,
-            catalog=upload.catalog,
-            params={"upload_id": upload.pk, "mapping": mapping, "file": upload.original_name},
-            message=f"Queued: {upload.get_kind_display()} from {upload.original_name}",
+            catalog=catalog,
+            params={
+                "upload_id": upload.pk,
+                **(params or {}),
+                "mapping": mapping,
+                "file": upload.original_name,
+            },
+            message=message,
         )
         job_enqueue(job)
     return job
