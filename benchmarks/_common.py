@@ -1,4 +1,4 @@
-"""What the database benchmarks share: creating their database and setting Django up."""
+"""What the database benchmarks share: their own database, setting Django up, the load."""
 
 from __future__ import annotations
 
@@ -25,3 +25,16 @@ def django_setup() -> None:
     import django
 
     django.setup()
+
+
+def bench_url(url: str, database: str | None, suffix: str) -> str:
+    """``url`` pointing at the benchmark's own database: ``database``, else the name in
+    ``url`` plus ``suffix`` (``_bench_load``), so a benchmark never fills the app's."""
+    parts = urlparse(url)
+    name = database or parts.path.lstrip("/") + suffix
+    return parts._replace(path="/" + name).geturl()
+
+
+def loadavg() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages, for the figures' context."""
+    return [round(x, 2) for x in os.getloadavg()]

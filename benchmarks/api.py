@@ -254,9 +254,10 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the database is derived).")
-    parts = urlparse(url)
-    name = args.database or parts.path.lstrip("/") + "_bench_api"
-    url = parts._replace(path="/" + name).geturl()
+    from benchmarks._common import bench_url
+
+    url = bench_url(url, args.database, "_bench_api")
+    name = urlparse(url).path.lstrip("/")
     os.environ["DATABASE_URL"] = url
     if args.redis:
         os.environ["CACHE_BACKEND"] = "django.core.cache.backends.redis.RedisCache"

@@ -46,20 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import django_setup, ensure_database  # noqa: E402
+from _common import bench_url, django_setup, ensure_database, loadavg  # noqa: E402
 
 SEGMENT_NAME = "Bench: every profiled customer"
 TARGET_S = 300
-
-
-def bench_url(url: str, database: str | None) -> str:
-    parts = urlparse(url)
-    name = database or parts.path.lstrip("/") + "_bench_copy"
-    return parts._replace(path="/" + name).geturl()
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def prepare(args, catalog_name: str) -> dict:
@@ -259,7 +249,7 @@ def main() -> None:
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the database is derived).")
     if not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis://", "amqp://")):
         raise SystemExit("Set CELERY_BROKER_URL to Redis or RabbitMQ (real workers draft).")
-    url = bench_url(url, args.database)
+    url = bench_url(url, args.database, "_bench_copy")
     os.environ["DATABASE_URL"] = url
     ensure_database(url)
     os.environ.setdefault("DATA_DIR", str(args.work / "data"))

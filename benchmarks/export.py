@@ -55,7 +55,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import django_setup, ensure_database  # noqa: E402
+from benchmarks._common import bench_url, django_setup, ensure_database, loadavg  # noqa: E402
 
 TARGET_S = 10.0
 TARGET_RSS_MB = 200.0
@@ -75,16 +75,6 @@ BODY = (
     "order before Friday, it ships the same day.\n\nWe also picked two things that go well "
     "with it. Have a look, and tell us what you think.\n\nSee you soon."
 )
-
-
-def bench_url(url: str, database: str | None) -> str:
-    parts = urlparse(url)
-    name = database or parts.path.lstrip("/") + "_bench_export"
-    return parts._replace(path="/" + name).geturl()
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def rss_mb() -> float:
@@ -409,7 +399,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the database is derived).")
-    url = bench_url(url, args.database)
+    url = bench_url(url, args.database, "_bench_export")
     os.environ["DATABASE_URL"] = url
     if args.redis:
         os.environ["CACHE_BACKEND"] = "django.core.cache.backends.redis.RedisCache"

@@ -70,6 +70,8 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import bench_url, loadavg  # noqa: E402
+
 CATALOG_NAME = "Load benchmark s7"
 BRIEF_NAME = "Load: win-back email"
 BRIEF_SEGMENT = "Bench: likely to churn, email allowed"
@@ -78,16 +80,6 @@ TARGET_P95_MS = 300.0
 LOCK_PATH = "/tmp/tailor-bench.lock"
 SAMPLE = 400  # customers and drafts the users pick from
 EDIT_SUFFIX = " Reply to this email if you have any questions."
-
-
-def bench_url(url: str, database: str | None) -> str:
-    parts = urlparse(url)
-    name = database or parts.path.lstrip("/") + "_bench_load"
-    return parts._replace(path="/" + name).geturl()
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -765,7 +757,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the database is derived).")
-    url = bench_url(url, args.database)
+    url = bench_url(url, args.database, "_bench_load")
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DATA_DIR", str(args.work / "data"))
     os.environ.setdefault("IMPORT_MAX_BYTES", str(4 * 1024**3))

@@ -59,21 +59,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import django_setup, ensure_database  # noqa: E402 (benchmarks/ is on sys.path)
+from _common import bench_url, django_setup, ensure_database, loadavg  # noqa: E402 (benchmarks/ is on sys.path)
 
 IMPORT_SCRIPT = ROOT / "benchmarks/import_events.py"
 PAGES = ("dashboard", "customers", "profile", "segment")
 BENCH_USER = "bench-marketer"
-
-
-def bench_url(url: str, database: str | None) -> str:
-    parts = urlparse(url)
-    name = database or parts.path.lstrip("/") + "_bench_profiles"
-    return parts._replace(path="/" + name).geturl()
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # Loading ---------------------------------------------------------------------------------
@@ -431,7 +421,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server (the database is derived).")
-    url = bench_url(url, args.database)
+    url = bench_url(url, args.database, "_bench_profiles")
     os.environ["DATABASE_URL"] = url
     ensure_database(url)
     os.environ.setdefault("DATA_DIR", str(args.work / "data"))

@@ -70,6 +70,17 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """SIGTERM (a warm shutdown), then SIGKILL if the process is still there after 20 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class WorkerProcess:
     """A `celery worker` subprocess that a test can start, kill and start again."""
 
@@ -116,12 +127,7 @@ class WorkerProcess:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))

@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from tests.integration.conftest import ROOT, worker_env
+from tests.integration.conftest import ROOT, stop_process, worker_env
 
 _CHUNK = 1 << 16
 
@@ -194,13 +194,7 @@ class WebServer:
         raise AssertionError(f"the web server did not answer within 30s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
