@@ -11,41 +11,30 @@ erasure hook of exports when this module is imported by the app's ready());
 from __future__ import annotations
 
 from celery import Task, shared_task
-from django.conf import settings
-from django.db import OperationalError
 
 from copygen.services import exports
 from marketing.models import Job
 from marketing.services.jobs import worker_name
-from marketing.tasks import DATABASE_RETRY, JOB_TASKS, JobTask
-
-_RETRY = {
-    # A lost database connection is transient: retry with backoff and jitter (a chunk's
-    # drafts are written in one transaction, so a retry drafts it again from scratch).
-    # After the last retry JobTask.on_failure fails the job.
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "retry_jitter": True,
-    "max_retries": max(settings.MAX_JOB_ATTEMPTS - 1, 0),
-}
+from marketing.tasks import DATABASE_RETRY, JOB_TASKS
 
 
-@shared_task(bind=True, base=JobTask, name="copygen.copy_draft", **_RETRY)
-def copy_draft_task(self: Task, job_id: int) -> None:
+# Every job task retries while the database cannot be reached, until it is back (see
+# marketing.tasks.JobTask); a chunk's drafts are written in one transaction, so a retry
+# drafts it again from scratch.
+@shared_task(bind=True, name="copygen.copy_draft", **DATABASE_RETRY)
+def copy_draft_task(self: Task, job_id: int, retry_state: dict | None = None) -> None:
     from copygen.services import drafting  # numpy, scikit-learn: only where it runs
 
     drafting.drafting_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")
 
 
-@shared_task(bind=True, base=JobTask, name="copygen.copy_draft_chunks", **_RETRY)
-def copy_draft_chunks_task(self: Task, job_id: int) -> None:
+@shared_task(bind=True, name="copygen.copy_draft_chunks", **DATABASE_RETRY)
+def copy_draft_chunks_task(self: Task, job_id: int, retry_state: dict | None = None) -> None:
     from copygen.services import drafting  # numpy, scikit-learn: only where it runs
 
     drafting.drafting_chunks_run(job_id=job_id, worker=worker_name())
 
 
-# An export and a results import are one claim and one transaction each, like a data import:
-# while the database cannot be reached they retry until it is back (marketing.tasks.JobTask).
 @shared_task(bind=True, name="copygen.copy_export", **DATABASE_RETRY)
 def copy_export_task(self: Task, job_id: int, retry_state: dict | None = None) -> None:
     exports.export_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")

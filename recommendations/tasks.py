@@ -19,13 +19,13 @@ from django.db import OperationalError
 
 from marketing.models import Job
 from marketing.services.jobs import worker_name
-from marketing.tasks import JOB_TASKS, JobTask
+from marketing.tasks import DATABASE_RETRY, JOB_TASKS, JobTask
 
 logger = logging.getLogger(__name__)
 
 _RETRY = {
-    # A lost database connection is transient: retry with backoff and jitter (the services
-    # are idempotent). After the last retry on_failure fails the run and its job.
+    # A scoring step's lost database connection is transient: retry with backoff and jitter
+    # (the services are idempotent). After the last retry on_failure fails the run.
     "autoretry_for": (OperationalError,),
     "retry_backoff": True,
     "retry_jitter": True,
@@ -65,8 +65,14 @@ def _fail_quietly(**ids: int) -> None:
         logger.exception("could not mark model run %s failed", ids)
 
 
-@shared_task(bind=True, base=ModelRunJobTask, name="recommendations.model_run", **_RETRY)
-def model_run_task(self: Task, job_id: int) -> None:
+# The job's task retries while the database cannot be reached, until it is back (see
+# marketing.tasks.JobTask); the steps below keep a bounded retry and fail the run after it.
+@shared_task(
+    bind=True,
+    name="recommendations.model_run",
+    **{**DATABASE_RETRY, "base": ModelRunJobTask},
+)
+def model_run_task(self: Task, job_id: int, retry_state: dict | None = None) -> None:
     from recommendations.services import runs
 
     runs.model_run_run(job_id=job_id, worker=worker_name(), celery_id=self.request.id or "")

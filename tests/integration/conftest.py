@@ -154,6 +154,22 @@ def worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]:
         _forget_unacked()
 
 
+@pytest.fixture
+def pg_proxy(transactional_db) -> Iterator[object]:
+    """A running `pg_proxy.PgProxy` in front of the test database, for tests that restart
+    PostgreSQL under the processes they start (their DATABASE_URL: `database_url()`)."""
+    from tests.integration.pg_proxy import PgProxy  # it imports this module
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the restart is of PostgreSQL (set DATABASE_URL; `make test` does)")
+    proxy = PgProxy.for_test_database()
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
 UNREACHABLE_BROKER_URL = "redis://127.0.0.1:1/0"
 
 

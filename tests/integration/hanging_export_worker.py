@@ -1,5 +1,5 @@
 """A Celery worker whose first export hangs part way, for tests that SIGKILL a worker in the
-middle of an export (tests only; the product has no such switch).
+middle of an export, or cut its database there (tests only; the product has no such switch).
 
     python -m tests.integration.hanging_export_worker -A marketing worker …   (celery's arguments)
 
@@ -7,7 +7,9 @@ Environment: HANG_EXPORT_AT — "writing": once HANG_EXPORT_ROWS rows are in the
 (flushed to disk; the streamed query's transaction is open); "finishing": in the final
 transaction, with the recipients written and the file moved into place, just before the job
 succeeds (nothing committed). Either way the process writes the path of that file to the
-file HANG_MARKER and sleeps until it is killed.
+file HANG_MARKER and sleeps until it is killed; with HANG_RELEASE set it pauses instead:
+it waits until that file exists (see pausing_import_worker.wait_for_release) and goes on.
+Attempts after the release do not pause (the file exists).
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ import sys
 import time
 from pathlib import Path
 
+from tests.integration.pausing_import_worker import wait_for_release
+
 
 def _hang(marker: Path, path: str) -> None:
     marker.write_text(path)
+    release = os.environ.get("HANG_RELEASE")
+    if release:
+        wait_for_release(Path(release))
+        return
     time.sleep(600)  # the test kills the process long before
 
 
@@ -52,12 +60,14 @@ def _patch() -> None:
 
         exports.open_writer = hanging_writer
     elif at == "finishing":
+        job_succeed = exports.job_succeed
 
         def hang_before_success(*, job_id: int, result: dict, **kwargs):
             directory = export_storage().location
             prefix = f"export-{result['export_id']}."
             (placed,) = [f for f in os.listdir(directory) if f.startswith(prefix)]
             _hang(marker, os.path.join(directory, placed))
+            return job_succeed(job_id=job_id, result=result, **kwargs)
 
         exports.job_succeed = hang_before_success
     else:

@@ -7,6 +7,9 @@ has no such switch).
 Environment: PAUSE_AT_CHUNK=N — when this process cleans its N-th chunk (the earlier chunks are
 written, not committed), it creates the file PAUSE_MARKER and waits until the file
 PAUSE_RELEASE exists (60 s at most). Later chunks and later attempts do not pause.
+
+`wait_for_release` is the pause itself; the hanging export and drafting workers pause with it
+too (their HANG_RELEASE).
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ import os
 import sys
 import time
 from pathlib import Path
+
+RELEASE_TIMEOUT_S = 60
+
+
+def wait_for_release(release: Path) -> None:
+    """Block until the test creates the file `release`: RELEASE_TIMEOUT_S at most, so a test
+    that failed before letting the worker go on does not leave it paused for good."""
+    deadline = time.monotonic() + RELEASE_TIMEOUT_S
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _patch() -> None:
@@ -32,9 +45,7 @@ def _patch() -> None:
         cleaned["n"] += 1
         if cleaned["n"] == at:
             marker.touch()
-            deadline = time.monotonic() + 60
-            while not release.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for_release(release)
         return original(cleaner, frame)
 
     Cleaner.clean = clean

@@ -20,9 +20,12 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from tests.integration.conftest import ROOT, stop_process, worker_env
+from tests.integration.conftest import ROOT, WorkerProcess, stop_process, wait_for, worker_env
 
 _CHUNK = 1 << 16
+# What a job task logs each time it retries because the database cannot be reached
+# (marketing.tasks.JobTask).
+CUT = "the database cannot be reached"
 
 
 class PgProxy:
@@ -135,6 +138,22 @@ class PgProxy:
             self._sockets.discard(dst)
         _close(src)
         _close(dst)
+
+
+def cut_paused_worker(
+    proxy: PgProxy, worker: WorkerProcess, release: Path, *, retries: int = 3
+) -> None:
+    """Restart the "server" under a worker paused inside a job's transaction: stop the proxy,
+    let the worker go on into the cut (create `release`), and return once the job's task
+    retried `retries` times against the stopped proxy. The proxy stays stopped: the test
+    looks at what the cut left, then starts it."""
+    proxy.stop()
+    release.touch()
+    wait_for(
+        lambda: worker.log().count(CUT) >= retries,
+        timeout=60,
+        what=f"the worker to retry {retries} times",
+    )
 
 
 def _close(sock: socket.socket) -> None:

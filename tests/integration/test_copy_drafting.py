@@ -1,6 +1,7 @@
 """Drafting jobs on PostgreSQL with real workers: a per-customer brief drafted end to end
 through the broker (the job's task plus a helper task), two workers sharing one job's chunks,
-and a worker SIGKILLed in the middle of a chunk (the job resumes at the chunks not done)."""
+and a worker SIGKILLed in the middle of a chunk, or PostgreSQL restarting there (pg_proxy):
+the job resumes at the chunks not done."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from marketing.models import Job
 from marketing.services.jobs import job_claim
 from tests.copy_support import copy_shop_create
 from tests.integration.conftest import wait_for
+from tests.integration.pg_proxy import CUT, cut_paused_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -172,5 +174,51 @@ def test_a_worker_killed_mid_chunk_leaves_each_draft_once(
     assert (
         job.worker.endswith(f":{worker_process.proc.pid}") and worker_process.proc.pid != first_pid
     )
+    assert first <= set(Draft.objects.filter(brief=brief).values_list("pk", flat=True))
+    assert_drafted_once(brief, shop, job)
+
+
+@pytest.mark.worker
+def test_a_database_restart_mid_chunk_leaves_each_draft_once(
+    shop, marketer, pg_proxy, worker_process, tmp_path
+):
+    """PostgreSQL restarts while the second chunk's drafts are written, not committed: the
+    chunk rolls back, the task retries while the database is away, and the first retry once
+    it is back releases the cut attempt's claim and drafts the chunks not done."""
+    marker, release = tmp_path / "paused-chunk", tmp_path / "go-on"
+    worker_process.start(
+        module="tests.integration.hanging_drafting_worker",
+        env={
+            "DATABASE_URL": pg_proxy.database_url(),
+            "DATA_DIR": str(tmp_path / "data"),
+            "COPY_DRAFT_CHUNK_SIZE": str(CHUNK),
+            "COPY_DRAFT_PARALLEL": "1",
+            "HANG_AT_CHUNK": "2",
+            "HANG_MARKER": str(marker),
+            "HANG_RELEASE": str(release),
+        },
+    )
+    brief = customer_brief(shop, marketer)
+    job = brief_draft_start(brief=brief, user=marketer)
+    wait_for(marker.exists, timeout=60, interval=0.05, what="the second chunk to pause")
+    assert int(marker.read_text()) == 1
+    first = set(Draft.objects.filter(brief=brief).values_list("pk", flat=True))
+    assert len(first) == CHUNK * 4  # chunk 0 committed; chunk 1's drafts are not visible
+
+    cut_paused_worker(pg_proxy, worker_process, release)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Job.Status.RUNNING, 1), worker_process.log()
+    assert f"{CUT} (OperationalError); retrying in" in worker_process.log()
+    assert set(Draft.objects.filter(brief=brief).values_list("pk", flat=True)) == first
+    assert list(DraftChunk.objects.filter(job=job, done=True).values_list("index", flat=True)) == [
+        0
+    ]
+
+    pg_proxy.start()
+    job = finished(job, timeout=60)
+
+    assert job.attempts == 2, worker_process.log()  # the retry released the cut claim
+    assert job.worker.endswith(f":{worker_process.proc.pid}")
     assert first <= set(Draft.objects.filter(brief=brief).values_list("pk", flat=True))
     assert_drafted_once(brief, shop, job)

@@ -32,23 +32,11 @@ from tests.integration.import_support import (
     start,
     succeeded,
 )
-from tests.integration.pg_proxy import PgProxy, WebServer
+from tests.integration.pg_proxy import CUT, WebServer, cut_paused_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def pg_proxy(transactional_db) -> Iterator[PgProxy]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the restart is of PostgreSQL (set DATABASE_URL; `make test` does)")
-    proxy = PgProxy.for_test_database()
-    proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.close()
 
 
 @pytest.fixture
@@ -163,7 +151,6 @@ def test_a_persistent_connection_cut_between_two_requests_is_replaced_unnoticed(
 # --- jobs -------------------------------------------------------------------------------------
 
 EVENTS = 300
-CUT = "the database cannot be reached"
 
 
 @pytest.fixture
@@ -194,13 +181,7 @@ def _cut_an_import_half_way(catalog, marketer, pg_proxy, worker_process, tmp_pat
     job = start(catalog, marketer, "events", event_rows(EVENTS, customers=2), "events.csv")
     wait_for(marker.exists, timeout=60, what="the import to pause at its third chunk")
 
-    pg_proxy.stop()
-    release.touch()
-    wait_for(
-        lambda: worker_process.log().count(CUT) >= 3,
-        timeout=60,
-        what="the worker to retry three times",
-    )
+    cut_paused_worker(pg_proxy, worker_process, release)
     return job
 
 

@@ -1,11 +1,13 @@
 """A worker SIGKILLed in the middle of an export, then a new worker: the file is written once
 (one row per recipient, recorded once), and while the job hangs or waits for its retry the
 user sees it running and cannot download anything. A job whose workers keep dying fails
-with a message and leaves nothing on disk.
+with a message and leaves nothing on disk. PostgreSQL restarting at the same points (its
+connections cut; pg_proxy) ends the same way: the task retries until the database is back.
 
 The first worker (`tests.integration.hanging_export_worker`) hangs either while writing the
 temp file (its first rows flushed to disk) or in the final transaction after moving the file
-into place (the recipients written, nothing committed); the test kills it there.
+into place (the recipients written, nothing committed); the test kills it there, or restarts
+the database under it and lets it go on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from marketing.models import Job
 from tests.copygen_factories import BriefFactory, draft_make, mug
 from tests.factories import CatalogFactory, CustomerFactory
 from tests.integration.conftest import WorkerProcess, wait_for
+from tests.integration.pg_proxy import CUT, cut_paused_worker
 from tests.test_exports_service import grant_export_roles
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -79,8 +82,11 @@ def ended(export: Export, timeout: float = 45) -> Job:
     return Job.objects.get(pk=export.job_id)
 
 
-def hang_first_worker(worker: WorkerProcess, hang_at: str, tmp_path: Path, brief, user):
-    """Start the hanging worker and an export; return it and the file it hangs over."""
+def hang_first_worker(
+    worker: WorkerProcess, hang_at: str, tmp_path: Path, brief, user, *, env: dict | None = None
+):
+    """Start the hanging worker (env: more of its environment) and an export; return it and
+    the file it hangs over."""
     marker = tmp_path / "hanging-export"
     worker.start(
         module="tests.integration.hanging_export_worker",
@@ -89,6 +95,7 @@ def hang_first_worker(worker: WorkerProcess, hang_at: str, tmp_path: Path, brief
             "HANG_EXPORT_AT": hang_at,
             "HANG_EXPORT_ROWS": str(HANG_AFTER_ROWS),
             "HANG_MARKER": str(marker),
+            **(env or {}),
         },
     )
     export = start_export(brief, user)
@@ -145,7 +152,12 @@ def test_a_worker_killed_mid_export_is_retried_and_writes_the_file_once(
     assert job.status == Job.Status.SUCCEEDED, (job.error, worker_process.log())
     assert job.attempts == 2
     assert job.worker == f"{socket.gethostname()}:{worker_process.proc.pid}"
-    assert files_on_disk() == [f"export-{export.pk}.csv"]  # no temp file of the killed one
+    assert_written_once(client, export)
+
+
+def assert_written_once(client, export: Export) -> None:
+    """One file, no temp file of an earlier attempt, one row per recipient recorded once."""
+    assert files_on_disk() == [f"export-{export.pk}.csv"]
     response = client.get(reverse("copygen:export-download", args=[export.pk]))
     assert response.status_code == 200
     content = b"".join(response.streaming_content).decode("utf-8")
@@ -159,6 +171,79 @@ def test_a_worker_killed_mid_export_is_retried_and_writes_the_file_once(
     assert set(emails) == {r.customer.email for r in recipients}
     assert len({r.customer_id for r in recipients}) == len(recipients)
     assert not {r.customer_id for r in recipients} & held
+
+
+@pytest.mark.parametrize("hang_at", ["writing", "finishing"])
+def test_an_export_cut_by_a_database_restart_is_retried_and_writes_the_file_once(
+    hang_at, marketer, client, pg_proxy, worker_process, tmp_path
+):
+    """PostgreSQL restarts while the export is paused inside its transaction: the attempt
+    rolls back, its task retries while the database is away, and the first retry once it is
+    back releases the cut attempt's claim and writes the file, in the same worker."""
+    brief = export_brief()
+    client.force_login(marketer)
+    release = tmp_path / "go-on"
+    export, on_disk = hang_first_worker(
+        worker_process,
+        hang_at,
+        tmp_path,
+        brief,
+        marketer,
+        env={"DATABASE_URL": pg_proxy.database_url(), "HANG_RELEASE": str(release)},
+    )
+    worker = Job.objects.get(pk=export.job_id).worker
+
+    cut_paused_worker(pg_proxy, worker_process, release)
+
+    job = Job.objects.get(pk=export.job_id)
+    assert (job.status, job.attempts) == (Job.Status.RUNNING, 1), worker_process.log()
+    assert f"{CUT} (OperationalError); retrying in" in worker_process.log()
+    assert_no_file_offered(client, export, status="running")
+    # The cut attempt removed its temp file; a file it had moved into place stays until the
+    # next attempt (nothing records it, so nobody can download it).
+    assert files_on_disk() == ([on_disk.name] if hang_at == "finishing" else [])
+
+    pg_proxy.start()
+    job = ended(export)
+
+    assert job.status == Job.Status.SUCCEEDED, (job.error, worker_process.log())
+    assert job.attempts == 2  # the retry released the cut attempt's claim and ran again
+    assert job.worker == worker == f"{socket.gethostname()}:{worker_process.proc.pid}"
+    assert_written_once(client, export)
+
+
+def test_an_export_cut_by_a_database_restart_with_no_attempt_left_fails_and_leaves_no_file(
+    marketer, client, pg_proxy, worker_process, tmp_path
+):
+    """MAX_JOB_ATTEMPTS=1: the retry once the database is back fails the job instead of
+    running it again, and deletes the file the cut attempt had moved into place."""
+    brief = export_brief()
+    client.force_login(marketer)
+    release = tmp_path / "go-on"
+    export, on_disk = hang_first_worker(
+        worker_process,
+        "finishing",
+        tmp_path,
+        brief,
+        marketer,
+        env={
+            "DATABASE_URL": pg_proxy.database_url(),
+            "HANG_RELEASE": str(release),
+            "MAX_JOB_ATTEMPTS": "1",
+        },
+    )
+    cut_paused_worker(pg_proxy, worker_process, release)
+    assert on_disk.exists()
+
+    pg_proxy.start()
+    job = ended(export)
+
+    assert job.status == Job.Status.FAILED, worker_process.log()
+    assert job.attempts == 1
+    assert job.error.startswith("Gave up after 1 attempt: ")
+    assert "or lost the database. Nothing was changed." in job.error
+    assert files_on_disk() == []
+    assert_no_file_offered(client, export, status="failed")
 
 
 @pytest.mark.parametrize("hang_at", ["writing", "finishing"])
