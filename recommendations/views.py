@@ -19,11 +19,11 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from django_htmx.http import trigger_client_event
 
 from marketing import charts
 from marketing import selectors as marketing_selectors
-from marketing.htmx import wants_partial
+from marketing.htmx import stop_polling_when_finished, wants_partial
 from marketing.models import Catalog, Customer
 from marketing.permissions import require_perm
 from marketing.selectors_segments import catalog_rule_categories
@@ -399,10 +399,7 @@ def run_status(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("This run has no job.")
     context = _status_context(run)
     response = render(request, "marketing/_job_status.html", context)
-    if not context["job"].is_active and request.headers.get("HX-Request"):
-        response.status_code = HttpResponseStopPolling.status_code
-        trigger_client_event(response, "job-finished", {"id": run.job_id, "status": run.status})
-    return response
+    return stop_polling_when_finished(request, response, context["job"])
 
 
 @login_required

@@ -18,7 +18,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from copygen import selectors as draft_selectors
 from copygen import selectors_briefs as selectors
@@ -26,7 +25,7 @@ from copygen.engine.occasions import occasion_name
 from copygen.forms import BriefForm, brand_initial
 from copygen.models import CHANNEL_LABELS, LOCALE_LABELS, Brief
 from copygen.services import briefs as services
-from marketing.htmx import wants_partial
+from marketing.htmx import stop_polling_when_finished, wants_partial
 from marketing.models import Catalog
 from marketing.permissions import require_perm
 from marketing.services.jobs import job_live_progress
@@ -225,12 +224,7 @@ def brief_status(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("This brief has not been drafted yet.")
     context = _status_context(brief)
     response = render(request, "copygen/_brief_status.html", context)
-    if not context["job"].is_active and request.headers.get("HX-Request"):
-        response.status_code = HttpResponseStopPolling.status_code
-        trigger_client_event(
-            response, "job-finished", {"id": brief.job_id, "status": context["job"].status}
-        )
-    return response
+    return stop_polling_when_finished(request, response, context["job"])
 
 
 # ----------------------------------------------------------------------------- detail

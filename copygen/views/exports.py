@@ -18,14 +18,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from copygen import selectors_briefs
 from copygen import selectors_exports as selectors
 from copygen.forms import ExportForm
 from copygen.models import Brief, Export
 from copygen.services import exports as services
-from marketing.htmx import wants_partial
+from marketing.htmx import stop_polling_when_finished, wants_partial
 from marketing.models import Catalog
 from marketing.permissions import require_perm
 from marketing.services.jobs import job_live_progress
@@ -157,12 +156,7 @@ def export_status(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "copygen/export_detail.html#no-job", {"export": export})
     context = _status_context(export)
     response = render(request, "copygen/export_status.html", context)
-    if not context["job"].is_active and request.headers.get("HX-Request"):
-        response.status_code = HttpResponseStopPolling.status_code
-        trigger_client_event(
-            response, "job-finished", {"id": export.job_id, "status": context["job"].status}
-        )
-    return response
+    return stop_polling_when_finished(request, response, context["job"])
 
 
 @login_required

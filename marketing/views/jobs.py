@@ -13,11 +13,11 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from django_htmx.http import trigger_client_event
 
 from marketing import selectors
 from marketing.csvsafe import unsafe_cell
-from marketing.htmx import wants_partial
+from marketing.htmx import stop_polling_when_finished, wants_partial
 from marketing.models import Job
 from marketing.services import jobs as job_services
 from marketing.services.jobs import CancelOutcome
@@ -81,10 +81,7 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled fragment. Once the job ends, polling stops and `job-finished` fires."""
     job = job_services.job_live_progress(_get_job_for_user(request, pk))
     response = render(request, "marketing/_job_status.html", {"job": job})
-    if not job.is_active and request.headers.get("HX-Request"):
-        response.status_code = HttpResponseStopPolling.status_code
-        trigger_client_event(response, "job-finished", {"id": job.pk, "status": job.status})
-    return response
+    return stop_polling_when_finished(request, response, job)
 
 
 CANCEL_MESSAGES = {
