@@ -5,6 +5,7 @@ them (copygen.experiments.summary), with "—" wherever a figure is unknown (NaN
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from django import template
@@ -69,14 +70,19 @@ def pts(value: Any) -> str:
     return f"{diff * 100:+.{digits}f} pts".replace("-", "−")
 
 
-@register.filter
-def pts_ci(test: Any) -> str:
-    """A TestResult's interval of the difference, in points: "−17.8 to −2.0"."""
+def _interval(test: Any, shown: Callable[[float], str]) -> str:
+    """A TestResult's interval of the difference, each end ``shown``, with a true minus."""
     low = _number(getattr(test, "diff_low", None))
     high = _number(getattr(test, "diff_high", None))
     if low is None or high is None:
         return DASH
-    return f"{low * 100:+.1f} to {high * 100:+.1f}".replace("-", "−")
+    return f"{shown(low)} to {shown(high)}".replace("-", "−")
+
+
+@register.filter
+def pts_ci(test: Any) -> str:
+    """A TestResult's interval of the difference, in points: "−17.8 to −2.0"."""
+    return _interval(test, lambda x: f"{x * 100:+.1f}")
 
 
 @register.filter
@@ -95,11 +101,7 @@ def signed_money(value: Any) -> str:
 @register.filter
 def money_ci(test: Any) -> str:
     """A revenue TestResult's interval of the difference: "−0.40 to +1.20"."""
-    low = _number(getattr(test, "diff_low", None))
-    high = _number(getattr(test, "diff_high", None))
-    if low is None or high is None:
-        return DASH
-    return f"{low:+,.2f} to {high:+,.2f}".replace("-", "−")
+    return _interval(test, lambda x: f"{x:+,.2f}")
 
 
 @register.filter
